@@ -1,0 +1,108 @@
+"""The one Kizuna settings object, read from `KIZUNA_*` environment variables and `.env`.
+
+Nested sections use `__`, e.g. `KIZUNA_INGEST__BATCH_MAX_MESSAGES=5000`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.config import ApiConfig
+from dashboard.config import DashboardConfig
+from devices.config import DevicesConfig
+from ingest.config import IngestConfig
+from notify.config import NotifyConfig
+from rules.config import RulesConfig
+from store.config import StoreConfig
+
+# Well-known development secrets: convenient on a laptop, refused anywhere else.
+DEVELOPMENT_SECRET_KEY = "kizuna-development-secret-key-not-for-production"  # noqa: S105
+DEVELOPMENT_DATA_KEY = "a2l6dW5hLWRldmVsb3BtZW50LWRhdGEta2V5LTMyYiE="  # base64 of 32 bytes
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Everything a Kizuna process needs to know about its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KIZUNA_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".kizuna")
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL/TimescaleDB URL; unset starts an embedded one."
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://user:pass@host:port; unset starts an embedded broker."
+    )
+    mqtt_topic_prefix: str = Field(default="kizuna", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    data_encryption_key: SecretStr = SecretStr(DEVELOPMENT_DATA_KEY)
+    data_encryption_old_keys: list[SecretStr] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
+    store: StoreConfig = StoreConfig()
+    ingest: IngestConfig = IngestConfig()
+    devices: DevicesConfig = DevicesConfig()
+    rules: RulesConfig = RulesConfig()
+    notify: NotifyConfig = NotifyConfig()
+    api: ApiConfig = ApiConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError("KIZUNA_MQTT_URL must look like mqtt://user:password@host:1883")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError("KIZUNA_DATABASE_URL must look like postgresql://user@host:5432/db")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> Settings:
+        if self.env == "development":
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret == DEVELOPMENT_SECRET_KEY or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"KIZUNA_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters when KIZUNA_ENV={self.env}"
+            )
+        if self.data_encryption_key.get_secret_value() == DEVELOPMENT_DATA_KEY:
+            raise ValueError(
+                f"KIZUNA_DATA_ENCRYPTION_KEY must be set (base64 of 32 random bytes) "
+                f"when KIZUNA_ENV={self.env}"
+            )
+        return self
+
+    @cached_property
+    def uses_embedded_database(self) -> bool:
+        """True when no external database is configured."""
+        return self.database_url is None
+
+    @cached_property
+    def uses_embedded_broker(self) -> bool:
+        """True when no external MQTT broker is configured."""
+        return self.mqtt_url is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides winning."""
+    return Settings(**overrides)  # type: ignore[arg-type]

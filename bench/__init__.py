@@ -1,0 +1,1 @@
+"""Kizuna bench package."""

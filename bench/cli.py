@@ -1,0 +1,5 @@
+"""`kizuna bench ...`: benchmarks that print JSON (one module per benchmark)."""
+
+import typer
+
+app = typer.Typer(help="Benchmarks that print JSON results.", no_args_is_help=True)

@@ -1,0 +1,11 @@
+"""Dashboard settings (part of the one Kizuna settings object)."""
+
+from pydantic import BaseModel, Field
+
+
+class DashboardConfig(BaseModel):
+    """Where the Dash app listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=0, le=65535)
+    refresh_interval_ms: int = Field(default=2000, ge=250)

@@ -1,0 +1,1 @@
+"""Kizuna devices package."""

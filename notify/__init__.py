@@ -1,0 +1,1 @@
+"""Kizuna notify package."""

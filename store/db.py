@@ -24,7 +24,9 @@ def connection_kwargs(
     }
 
 
-def connect(url: str, config: StoreConfig | None = None, *, autocommit: bool = False) -> Connection[DictRow]:
+def connect(
+    url: str, config: StoreConfig | None = None, *, autocommit: bool = False
+) -> Connection[DictRow]:
     """One connection (dict rows), for scripts, migrations and tests."""
     kwargs = connection_kwargs(config or StoreConfig())
     return Connection.connect(url, autocommit=autocommit, row_factory=dict_row, **kwargs)

@@ -1,0 +1,15 @@
+"""Every router of the HTTP API, one module per resource, each exposing `router`."""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import APIRouter
+
+# Add a module here to mount its `router` under /api/v1.
+ROUTER_MODULES: tuple[str, ...] = ()
+
+
+def all_routers() -> list[APIRouter]:
+    """The routers of every module in ROUTER_MODULES."""
+    return [importlib.import_module(name).router for name in ROUTER_MODULES]

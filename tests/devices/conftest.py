@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import getpass
+import os
 import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.broker_url import MqttEndpoint
 from app.embedded import free_port, wait_for_port
 from devices.broker_setup import write_initial_dynsec_config
+from devices.catalog_sync import sync_product_models
+from devices.models import CustomerCreate, DeviceCreate
+from devices.service import assign_owner, create_customer, register_device
+from store.encryption import FieldCipher
 
 DYNSEC_PLUGIN_PATHS = (
     Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"),
@@ -81,3 +87,32 @@ def dynsec_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynsecBr
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+@pytest.fixture
+def cipher() -> FieldCipher:
+    """A personal-data cipher with a random key."""
+    return FieldCipher(os.urandom(32))
+
+
+@pytest.fixture
+def registry(db: Any) -> Any:
+    """The test database with the shipped product models loaded."""
+    sync_product_models(db)
+    return db
+
+
+def new_customer(db: Any, cipher: FieldCipher, name: str = "Aiko") -> int:
+    """A customer with a unique email; returns the internal id."""
+    email = f"{name.lower()}-{secrets.token_hex(4)}@example.com"
+    created = create_customer(db, cipher, CustomerCreate(name=name, email=email, language="ja"))
+    return created.id
+
+
+def new_device(db: Any, model_id: str = "ev", owner_id: int | None = None) -> str:
+    """A registered device (optionally owned); returns its uid."""
+    serial = f"SN-{secrets.token_hex(6)}"
+    device = register_device(db, DeviceCreate(serial=serial, model_id=model_id))
+    if owner_id is not None:
+        assign_owner(db, device.uid, owner_id)
+    return device.uid

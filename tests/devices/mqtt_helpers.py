@@ -38,12 +38,12 @@ class TestClient:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self.disconnected.set()
         self.client.on_message = lambda _c, _u, m: self.messages.append(
-            (m.topic, m.payload, bool(m.retain))
+            (m.topic, bytes(m.payload), bool(m.retain))
         )
         self.client.on_subscribe = self._on_subscribe
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
-        if not self._connected.wait(WAIT_S) or self._reason.is_failure:
+        if not self._connected.wait(WAIT_S) or self._reason is None or self._reason.is_failure:
             self.close()
             raise ConnectRefused(str(self._reason))
 
@@ -58,7 +58,8 @@ class TestClient:
 
     def subscribe(self, topic: str) -> bool:
         """Subscribe with QoS 1; True when the broker granted it."""
-        _, mid = self.client.subscribe(topic, qos=1)
+        _, sent = self.client.subscribe(topic, qos=1)
+        mid = int(sent or 0)
         with self._suback_event:
             self._suback_event.wait_for(lambda: mid in self._subacks, WAIT_S)
             codes = self._subacks.get(mid)

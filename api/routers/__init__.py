@@ -7,7 +7,7 @@ import importlib
 from fastapi import APIRouter
 
 # Add a module here to mount its `router` under /api/v1.
-ROUTER_MODULES: tuple[str, ...] = ()
+ROUTER_MODULES: tuple[str, ...] = ("api.routers.auth",)
 
 
 def all_routers() -> list[APIRouter]:

@@ -1,0 +1,1 @@
+"""User accounts: login, two-factor authentication, sessions, password resets and API keys."""

@@ -1,0 +1,147 @@
+"""ASGI middleware: request body size limit, Prometheus metrics, automatic audit records."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import audit
+from api.errors import problem_response
+from api.security.principal import Principal
+
+log = structlog.get_logger(__name__)
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Reads of these paths show personal data: every one is audited.
+PERSONAL_DATA_PREFIXES = ("/api/v1/customers", "/api/v1/users", "/api/v1/me")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """Refuses bodies over `max_bytes` with 413, by Content-Length and while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length, then count what actually arrives."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413,
+            f"The request body must be at most {self.max_bytes} bytes.",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+class Metrics:
+    """Request counters and latency histograms in the app's own registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "kizuna_api_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "kizuna_api_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=registry,
+        )
+        self.audit_failures = Counter(
+            "kizuna_api_audit_write_failures",
+            "Audit records that could not be written",
+            registry=registry,
+        )
+
+
+def _route_template(request: Request) -> str:
+    route: Any = request.scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def install_middleware(app: FastAPI, metrics: Metrics, max_body_bytes: int) -> None:
+    """Metrics and audit around every request; the body limit outermost."""
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = _route_template(request)
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        principal = getattr(request.state, "principal", None)
+        if principal is not None and _audited(request, route):
+            await _audit_request(request, principal, route, response.status_code, metrics)
+        return response
+
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+
+def _audited(request: Request, route: str) -> bool:
+    return request.method in UNSAFE_METHODS or route.startswith(PERSONAL_DATA_PREFIXES)
+
+
+async def _audit_request(
+    request: Request, principal: Principal, route: str, status: int, metrics: Metrics
+) -> None:
+    """One audit row per state-changing request or personal-data read (its own transaction)."""
+    outcome = "success" if status < 400 else ("denied" if status in (401, 403, 404) else "failure")
+    action = "http." + request.method.lower()
+    target = request.path_params.get("device_uid") or request.path_params.get("public_id")
+    try:
+        async with request.app.state.pool.connection() as conn:
+            await audit.record(
+                conn,
+                action,
+                principal=principal,
+                target_kind=None,
+                target_id=str(target) if target is not None else None,
+                outcome=outcome,
+                client_ip=request.client.host if request.client else None,
+                details={"route": route, "status": status},
+            )
+    except Exception as exc:  # the response is already decided; count and log, never raise
+        metrics.audit_failures.inc()
+        log.error("api.audit_write_failed", error_type=type(exc).__name__, route=route)

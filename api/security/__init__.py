@@ -1,0 +1,1 @@
+"""Authentication primitives: password hashing, signed tokens, principals, masking."""

@@ -62,10 +62,10 @@ WEEKLY_UNITS = {
     "readings": Unit.COUNT,
 }
 TIRES = {
-    "fl": "front left",
-    "fr": "front right",
-    "rl": "rear left",
-    "rr": "rear right",
+    "front_left": "front left",
+    "front_right": "front right",
+    "rear_left": "rear left",
+    "rear_right": "rear right",
 }
 COMMON_MESSAGES = (
     GREETING_WITH_NAME,
@@ -92,8 +92,8 @@ _TEMPLATES = (
         "ev.low_charge_before_commute",
         "{nickname} needs a charge for tomorrow",
         "{greeting}I'm at {soc_pct} ({range_km} of range) and you usually leave at "
-        "{departure}. Plug me in tonight?",
-        {"soc_pct": Unit.PERCENT, "range_km": Unit.KILOMETER, "departure": Unit.CLOCK_TIME},
+        "{commute_time}. Plug me in tonight?",
+        {"soc_pct": Unit.PERCENT, "range_km": Unit.KILOMETER, "commute_time": Unit.CLOCK_TIME},
     ),
     Template(
         "ev.not_plugged_in",
@@ -105,32 +105,32 @@ _TEMPLATES = (
     Template(
         "ev.tire_pressure_dropping",
         "{nickname}: tire pressure is dropping",
-        "{greeting}My {tire} tire is down to {pressure_kpa} (it lost {drop_kpa}). "
+        "{greeting}My {tire} tire is down to {pressure_kpa} and losing {rate_kpa_per_h} an hour. "
         "Could you check it before the next drive?",
-        {"tire": Unit.TIRE, "pressure_kpa": Unit.KILOPASCAL, "drop_kpa": Unit.KILOPASCAL},
+        {"tire": Unit.TIRE, "pressure_kpa": Unit.KILOPASCAL, "rate_kpa_per_h": Unit.KILOPASCAL},
     ),
     Template(
         "ev.left_unlocked",
         "{nickname} is unlocked",
-        "{greeting}I've been unlocked for {minutes}. Want to lock me from the app?",
-        {"minutes": Unit.MINUTES},
+        "{greeting}I've been unlocked for {unlocked_min}. Want to lock me from the app?",
+        {"unlocked_min": Unit.MINUTES},
     ),
     Template(
         "ev.battery_health_decline",
         "{nickname}: battery health is declining",
-        "{greeting}My battery health went from {previous_pct} to {battery_health_pct}. "
+        "{greeting}My battery health is down to {battery_health_pct}. "
         "Nothing urgent, but a check-up at the dealer would be a good idea.",
-        {"previous_pct": Unit.PERCENT, "battery_health_pct": Unit.PERCENT},
+        {"battery_health_pct": Unit.PERCENT},
     ),
     Template(
-        "refrigerator.door_open",
+        "refrigerator.door_left_open",
         "{nickname}: door left open",
-        "{greeting}My door has been open for {minutes}. Could you close it so everything "
-        "stays cold?",
-        {"minutes": Unit.MINUTES},
+        "{greeting}My door has been open for {open_min} and it's {fridge_temp_c} inside. "
+        "Could you close it so everything stays cold?",
+        {"open_min": Unit.MINUTES, "fridge_temp_c": Unit.CELSIUS},
     ),
     Template(
-        "refrigerator.temperature_high",
+        "refrigerator.too_warm",
         "{nickname} is too warm",
         "{greeting}It's {fridge_temp_c} inside me and I've been too warm for {minutes}. "
         "Please check the door and the food; if it stays warm, call for service.",
@@ -149,31 +149,31 @@ _TEMPLATES = (
         "{greeting}Your laundry is done! Hang it up soon so it doesn't get wrinkly.",
     ),
     Template(
-        "washing_machine.leak_detected",
+        "washing_machine.leak",
         "{nickname}: water leak!",
-        "{greeting}I've detected a water leak! Please turn off the tap and check the floor "
-        "around me right away.",
+        "{greeting}I've detected a water leak and paused my cycle! Please turn off the tap and "
+        "check the floor around me right away.",
     ),
     Template(
-        "washing_machine.drum_clean_due",
+        "washing_machine.drum_cleaning_due",
         "{nickname}: drum cleaning due",
-        "{greeting}I've washed {cycles} loads since my last drum clean. Could you run a "
-        "drum-cleaning cycle this week?",
-        {"cycles": Unit.COUNT},
+        "{greeting}I've washed {cycles_since_drum_clean} loads since my last drum clean. "
+        "Could you run a drum-cleaning cycle this week?",
+        {"cycles_since_drum_clean": Unit.COUNT},
     ),
     Template(
-        "air_conditioner.filter_clean_due",
+        "air_conditioner.filter_cleaning_due",
         "{nickname}: filter cleaning due",
-        "{greeting}I've run for {hours} since my filter was cleaned. A quick rinse keeps me "
+        "{greeting}I've run for {filter_hours} since my filter was cleaned. A quick rinse keeps me "
         "efficient and the air fresh.",
-        {"hours": Unit.HOURS},
+        {"filter_hours": Unit.HOURS},
     ),
     Template(
-        "air_conditioner.unusual_power",
+        "air_conditioner.unusual_power_draw",
         "{nickname}: unusual power draw",
-        "{greeting}I'm drawing {power_w}, much more than my usual {typical_w}. Could you "
+        "{greeting}I'm drawing {power_w}, much more than my usual {typical_power_w}. Could you "
         "check my filter and that the windows are closed?",
-        {"power_w": Unit.WATTS, "typical_w": Unit.WATTS},
+        {"power_w": Unit.WATTS, "typical_power_w": Unit.WATTS},
     ),
 )
 

@@ -89,6 +89,8 @@ class _Voice:
             return f"{self.number(round(value))}%"
         if unit is Unit.COUNT:
             return self.number(round(value))
+        if unit is Unit.KILOPASCAL:
+            value = abs(value)  # pressure changes are told as magnitudes ("losing 12 kPa")
         rounded = round(value) if abs(value) >= 10 else round(value, 1)
         return format_unit(rounded, _CLDR_UNITS[unit], length="short", locale=self.locale)
 

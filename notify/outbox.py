@@ -1,0 +1,352 @@
+"""The outbox: new moments fan out to people and channels; due notifications are delivered."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from notify import repo
+from notify.channels import ChannelRegistry
+from notify.config import NotifyConfig
+from notify.errors import PermanentDeliveryError, TransientDeliveryError
+from notify.models import INTERRUPTING_CHANNELS, ChannelName, Delivery, Outgoing
+from notify.policy import (
+    EffectivePreference,
+    escalation_channel,
+    local_midnight,
+    quiet_until,
+    resolve_preference,
+    retry_delay_s,
+)
+from notify.voice import Speaker, escalation_title, render_digest, render_moment
+from store.encryption import EncryptionError, FieldCipher
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One person who shares a device, with what fan-out needs to know about them."""
+
+    customer_id: int
+    language: str
+    time_zone: str
+    name: str | None
+    profile: dict[str, Any]
+    preferences: list[dict[str, Any]]
+    reachable: frozenset[ChannelName]
+
+
+class Outbox:
+    """Fan-out and delivery over one database connection at a time (safe with many workers)."""
+
+    def __init__(
+        self,
+        config: NotifyConfig,
+        cipher: FieldCipher,
+        channels: ChannelRegistry,
+        clock: Any = None,
+    ) -> None:
+        self.config = config
+        self.cipher = cipher
+        self.channels = channels
+        self.now = clock or (lambda: datetime.now(UTC))
+        self.defaults = tuple(ChannelName(c) for c in config.default_channels)
+
+    # ------------------------------------------------------------ fan-out
+
+    def fan_out(self, conn: repo.Conn) -> int:
+        """Turn one batch of new moments into feed posts and outbox rows; return moments done."""
+        with conn.transaction():
+            ids = repo.claim_inbox(conn, self.config.batch_size)
+            if not ids:
+                return 0
+            moments = repo.moments(conn, ids)
+            people = repo.recipients(conn, sorted({m["device_id"] for m in moments}))
+            recipients = self._recipients(conn, people)
+            for moment in moments:
+                for person in people.get(moment["device_id"], []):
+                    self._fan_out_one(conn, moment, recipients[person["customer_id"]])
+        log.debug("notify.fan_out", moments=len(ids))
+        return len(ids)
+
+    def _recipients(self, conn: repo.Conn, people: dict[int, list[dict[str, Any]]]) -> dict:
+        rows = {p["customer_id"]: p for group in people.values() for p in group}
+        ids = sorted(rows)
+        profiles = repo.profiles(conn, ids)
+        preferences = repo.preference_rows(conn, ids)
+        with_email = repo.has_email(conn, ids)
+        result = {}
+        for cid, row in rows.items():
+            profile = profiles.get(cid, {})
+            reachable = {ChannelName.FEED, ChannelName.MQTT}
+            if cid in with_email and self.channels.get(ChannelName.EMAIL):
+                reachable.add(ChannelName.EMAIL)
+            if profile.get("webhook_url"):
+                reachable.add(ChannelName.WEBHOOK)
+            if profile.get("chat_urls_enc"):
+                reachable.add(ChannelName.CHAT)
+            result[cid] = Recipient(
+                cid,
+                row["language"],
+                row["time_zone"],
+                self._open(row["name_enc"], repo.NAME_CONTEXT),
+                profile,
+                preferences.get(cid, []),
+                frozenset(reachable),
+            )
+        return result
+
+    def _open(self, sealed: bytes | None, context: str) -> str | None:
+        if not sealed:
+            return None
+        try:
+            return self.cipher.open(bytes(sealed), context)
+        except (EncryptionError, ValueError):
+            log.warning("notify.personal_data_unreadable", context=context)
+            return None
+
+    def _fan_out_one(self, conn: repo.Conn, moment: dict[str, Any], person: Recipient) -> None:
+        kind, critical = moment["kind"], moment["severity"] == "critical"
+        preference = resolve_preference(
+            person.preferences, moment["device_id"], kind, self.defaults
+        )
+        message = render_moment(kind, moment["facts"] or {}, self._speaker(moment, person))
+        base = {
+            "moment_id": moment["id"],
+            "customer_id": person.customer_id,
+            "device_id": moment["device_id"],
+            "kind": kind,
+            "severity": moment["severity"],
+            "purpose": "moment",
+            "language": person.language,
+            "title": message.title,
+            "body": message.body,
+            "next_attempt_at": self.now(),
+            "feed_post_id": None,
+        }
+        rows = self._plan(conn, preference, person, moment, base, critical)
+        for row in rows:
+            if row["channel"] == ChannelName.FEED and row["status"] == "sent":
+                row["feed_post_id"] = repo.insert_feed_post(conn, row)
+        if preference.delivery is Delivery.DIGEST and not critical and _suppressed_all(rows):
+            repo.insert_digest_item(conn, base)
+        repo.insert_notifications(conn, rows)
+
+    def _speaker(self, moment: dict[str, Any], person: Recipient) -> Speaker:
+        nickname = moment["nickname"] or _voice_name(moment["model_id"], person.language)
+        return Speaker(person.language, person.time_zone, nickname, person.name)
+
+    def _plan(
+        self,
+        conn: repo.Conn,
+        preference: EffectivePreference,
+        person: Recipient,
+        moment: dict[str, Any],
+        base: dict[str, Any],
+        critical: bool,
+    ) -> list[dict[str, Any]]:
+        """One row per channel with its status and reason: the whole decision in one place."""
+        channels = list(preference.channels) or [ChannelName.FEED]
+        now = self.now()
+
+        def row(channel: ChannelName, status: str, reason: str | None = None) -> dict[str, Any]:
+            return {**base, "channel": channel.value, "status": status, "reason": reason}
+
+        if preference.delivery is Delivery.OFF:
+            if critical:  # safety first: a muted device still posts a critical alert
+                return [row(ChannelName.FEED, "sent", "muted_but_critical")]
+            return [row(c, "suppressed", "muted") for c in channels]
+        if preference.delivery is Delivery.DIGEST and not critical:
+            return [row(c, "suppressed", "digest") for c in channels]
+        since = now - timedelta(seconds=self.config.cooldown_s)
+        if self.config.cooldown_s and repo.notified_since(
+            conn, person.customer_id, moment["device_id"], moment["kind"], since
+        ):
+            return [row(c, "suppressed", "cooldown") for c in channels]
+        quiet_end = quiet_until(
+            now,
+            person.time_zone,
+            person.profile.get("quiet_start"),
+            person.profile.get("quiet_end"),
+        )
+        cap = person.profile.get("daily_cap", 10)
+        over_cap = not critical and (
+            repo.interruptions_since(
+                conn, person.customer_id, local_midnight(now, person.time_zone)
+            )
+            >= cap
+        )
+        rows = []
+        for channel in channels:
+            if channel is ChannelName.FEED:
+                rows.append(row(channel, "sent"))
+            elif channel not in person.reachable:
+                rows.append(row(channel, "suppressed", "no_address"))
+            elif over_cap:
+                rows.append(row(channel, "suppressed", "daily_cap"))
+            elif quiet_end is not None and not critical:
+                rows.append(
+                    {**row(channel, "pending", "quiet_hours"), "next_attempt_at": quiet_end}
+                )
+            else:
+                rows.append(row(channel, "pending"))
+        if critical:
+            rows += self._escalation(person, channels, base)
+        return rows
+
+    def _escalation(
+        self, person: Recipient, channels: Sequence[ChannelName], base: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        preferred = ChannelName(person.profile.get("escalation_channel") or ChannelName.EMAIL)
+        channel = escalation_channel(preferred, channels, person.reachable)
+        if channel is None:
+            return []
+        due = self.now() + timedelta(seconds=self.config.escalate_after_s)
+        return [
+            {
+                **base,
+                "channel": channel.value,
+                "purpose": "escalation",
+                "status": "pending",
+                "reason": None,
+                "title": escalation_title(base["title"], person.language),
+                "next_attempt_at": due,
+            }
+        ]
+
+    # ------------------------------------------------------------ delivery
+
+    def deliver_due(self, conn: repo.Conn) -> int:
+        """Deliver one batch of due notifications; return how many were attempted."""
+        with conn.transaction():
+            claimed = repo.claim_due(conn, self.config.batch_size, self.config.lease_s)
+        if not claimed:
+            return 0
+        people = repo.addresses(conn, sorted({r["customer_id"] for r in claimed}))
+        uids = repo.device_uids(conn, sorted({r["device_id"] for r in claimed if r["device_id"]}))
+        for row in claimed:
+            self._deliver_one(conn, row, people.get(row["customer_id"], {}), uids)
+        return len(claimed)
+
+    def _deliver_one(
+        self, conn: repo.Conn, row: dict[str, Any], person: dict[str, Any], uids: dict[int, str]
+    ) -> None:
+        bound = log.bind(notification_id=row["id"], channel=row["channel"], attempt=row["attempts"])
+        if row["purpose"] == "escalation" and repo.acknowledged(
+            conn, row["customer_id"], row["moment_id"]
+        ):
+            repo.mark_final(conn, row["id"], "suppressed", "acknowledged")
+            bound.info("notify.escalation_not_needed")
+            return
+        channel = self.channels.get(ChannelName(row["channel"]))
+        if channel is None:
+            repo.mark_final(conn, row["id"], "failed", "channel_not_configured")
+            bound.warning("notify.channel_not_configured")
+            return
+        try:
+            channel.deliver(self._outgoing(row, person, uids))
+        except TransientDeliveryError as exc:
+            self._retry_or_fail(conn, row, str(exc), bound)
+            return
+        except PermanentDeliveryError as exc:
+            repo.mark_final(conn, row["id"], "failed", str(exc))
+            bound.warning("notify.delivery_failed", error=str(exc))
+            return
+        except Exception as exc:  # a broken channel must not stop the worker
+            self._retry_or_fail(conn, row, f"unexpected {type(exc).__name__}", bound)
+            bound.exception("notify.channel_crashed")
+            return
+        repo.mark_sent(conn, row["id"])
+        bound.debug("notify.delivered")
+
+    def _retry_or_fail(self, conn: repo.Conn, row: dict[str, Any], error: str, bound: Any) -> None:
+        if row["attempts"] >= self.config.max_attempts:
+            repo.mark_final(conn, row["id"], "failed", f"gave up after {row['attempts']}: {error}")
+            bound.warning("notify.delivery_gave_up", error=error)
+            return
+        delay = retry_delay_s(
+            row["attempts"], self.config.retry_base_s, self.config.retry_max_s, random.random()
+        )
+        repo.mark_retry(conn, row["id"], delay, error)
+        bound.info("notify.delivery_retry", error=error, delay_s=round(delay, 2))
+
+    def _outgoing(
+        self, row: dict[str, Any], person: dict[str, Any], uids: dict[int, str]
+    ) -> Outgoing:
+        chat = self._open(person.get("chat_urls_enc"), repo.CHAT_URLS_CONTEXT)
+        return Outgoing(
+            notification_id=row["id"],
+            idempotency_key=row["idempotency_key"],
+            channel=ChannelName(row["channel"]),
+            kind=row["kind"],
+            severity=row["severity"],
+            purpose=row["purpose"],
+            title=row["title"],
+            body=row["body"],
+            language=row["language"],
+            created_at=row["created_at"],
+            customer_public_id=person.get("public_id", ""),
+            device_uid=uids.get(row["device_id"]),
+            email=self._open(person.get("email_enc"), repo.EMAIL_CONTEXT),
+            webhook_url=person.get("webhook_url"),
+            chat_urls=tuple(chat.split("\n")) if chat else (),
+        )
+
+    # ------------------------------------------------------------ digests
+
+    def send_digests(self, conn: repo.Conn) -> int:
+        """Post each person's daily friend update once their digest hour has come."""
+        sent = 0
+        now = self.now()
+        for person in repo.customers_with_open_digests(conn):
+            local = local_midnight(now, person["time_zone"])
+            local_now = now.astimezone(local.tzinfo)
+            if local_now.hour < person["digest_hour"] or person["last_digest_on"] == local.date():
+                continue
+            with conn.transaction():
+                items = repo.lock_open_digest_items(conn, person["customer_id"])
+                if not items:
+                    continue
+                message = render_digest([i["title"] for i in items], person["language"])
+                post_id = repo.insert_feed_post(conn, _digest_post(person, message))
+                if post_id is not None:
+                    repo.close_digest(
+                        conn, person["customer_id"], [i["id"] for i in items], post_id
+                    )
+                    sent += 1
+        return sent
+
+
+def _digest_post(person: dict[str, Any], message: Any) -> dict[str, Any]:
+    return {
+        "customer_id": person["customer_id"],
+        "device_id": None,
+        "moment_id": None,
+        "kind": "friend.digest",
+        "severity": "info",
+        "language": person["language"],
+        "title": message.title,
+        "body": message.body,
+    }
+
+
+def _suppressed_all(rows: list[dict[str, Any]]) -> bool:
+    return all(r["status"] == "suppressed" and r["reason"] == "digest" for r in rows)
+
+
+def _voice_name(model_id: str, language: str) -> str:
+    from devices.catalog import builtin_models
+
+    model = builtin_models().get(model_id)
+    if model is None:
+        return model_id
+    return model.voice.get("ja" if language == "ja" else "en", model_id)
+
+
+__all__ = ["INTERRUPTING_CHANNELS", "Outbox", "Recipient"]

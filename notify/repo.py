@@ -1,0 +1,300 @@
+"""The SQL of notify: inbox, outbox, preferences, profiles, feed posts, reactions, digests."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+Conn = Connection[DictRow]
+Row = dict[str, Any]
+
+# FieldCipher contexts of the customer columns notify reads (table.column).
+NAME_CONTEXT = "customers.name_enc"
+EMAIL_CONTEXT = "customers.email_enc"
+CHAT_URLS_CONTEXT = "notify_profiles.chat_urls_enc"
+
+# ---------------------------------------------------------------- fan-out
+
+
+def claim_inbox(conn: Conn, limit: int) -> list[int]:
+    """Take up to `limit` new moments off the inbox (other workers skip them)."""
+    rows = conn.execute(
+        """DELETE FROM notify_inbox WHERE moment_id IN (
+               SELECT moment_id FROM notify_inbox ORDER BY moment_id
+               LIMIT %s FOR UPDATE SKIP LOCKED)
+           RETURNING moment_id""",
+        (limit,),
+    ).fetchall()
+    return sorted(row["moment_id"] for row in rows)
+
+
+def moments(conn: Conn, ids: Sequence[int]) -> list[Row]:
+    """Moments with the device that had them."""
+    return conn.execute(
+        """SELECT m.id, m.device_id, m.kind, m.severity, m.occurred_at, m.facts, m.alert_id,
+                  d.uid AS device_uid, d.nickname, d.model_id
+           FROM moments m JOIN devices d ON d.id = m.device_id
+           WHERE m.id = ANY(%s) ORDER BY m.id""",
+        (list(ids),),
+    ).fetchall()
+
+
+def recipients(conn: Conn, device_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """The people sharing each device now (owner and family), by device id."""
+    rows = conn.execute(
+        """SELECT o.device_id, o.role, c.id AS customer_id, c.public_id::text AS public_id,
+                  c.language, c.time_zone, c.name_enc
+           FROM device_ownerships o JOIN customers c ON c.id = o.customer_id
+           WHERE o.device_id = ANY(%s) AND o.ended_at IS NULL AND c.erased_at IS NULL
+           ORDER BY o.device_id, c.id""",
+        (list(device_ids),),
+    ).fetchall()
+    by_device: dict[int, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_device[row["device_id"]].append(row)
+    return by_device
+
+
+def profiles(conn: Conn, customer_ids: Sequence[int]) -> dict[int, Row]:
+    """Notification profiles of these people (missing = defaults)."""
+    rows = conn.execute(
+        "SELECT * FROM notify_profiles WHERE customer_id = ANY(%s)", (list(customer_ids),)
+    ).fetchall()
+    return {row["customer_id"]: row for row in rows}
+
+
+def preference_rows(conn: Conn, customer_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """Every preference row of these people."""
+    rows = conn.execute(
+        """SELECT customer_id, device_id, moment_kind, channels, delivery
+           FROM notify_preferences WHERE customer_id = ANY(%s)""",
+        (list(customer_ids),),
+    ).fetchall()
+    by_customer: dict[int, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_customer[row["customer_id"]].append(row)
+    return by_customer
+
+
+def has_email(conn: Conn, customer_ids: Sequence[int]) -> set[int]:
+    """Which of these people have an email address on record."""
+    rows = conn.execute(
+        "SELECT id FROM customers WHERE id = ANY(%s) AND email_enc IS NOT NULL",
+        (list(customer_ids),),
+    ).fetchall()
+    return {row["id"] for row in rows}
+
+
+def notified_since(
+    conn: Conn, customer_id: int, device_id: int, kind: str, since: datetime
+) -> bool:
+    """Whether this person already heard about this kind of moment from this device lately."""
+    row = conn.execute(
+        """SELECT 1 FROM notifications
+           WHERE customer_id = %s AND device_id = %s AND kind = %s AND purpose = 'moment'
+             AND created_at >= %s AND (status IN ('sent', 'pending') OR reason = 'digest')
+           LIMIT 1""",
+        (customer_id, device_id, kind, since),
+    ).fetchone()
+    return row is not None
+
+
+def interruptions_since(conn: Conn, customer_id: int, since: datetime) -> int:
+    """How many moments interrupted this person since `since` (for the daily cap)."""
+    row = conn.execute(
+        """SELECT count(DISTINCT moment_id) AS n FROM notifications
+           WHERE customer_id = %s AND created_at >= %s AND purpose = 'moment'
+             AND channel <> 'feed' AND status IN ('sent', 'pending')""",
+        (customer_id, since),
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def insert_feed_post(conn: Conn, post: Row) -> int | None:
+    """Add a post to a person's feed; None when this moment was already posted to them."""
+    row = conn.execute(
+        """INSERT INTO feed_posts (customer_id, device_id, moment_id, kind, severity, language,
+                                   title, body)
+           VALUES (%(customer_id)s, %(device_id)s, %(moment_id)s, %(kind)s, %(severity)s,
+                   %(language)s, %(title)s, %(body)s)
+           ON CONFLICT (customer_id, moment_id) DO NOTHING RETURNING id""",
+        post,
+    ).fetchone()
+    return int(row["id"]) if row else None
+
+
+def insert_notifications(conn: Conn, rows: Sequence[Row]) -> None:
+    """Add outbox rows; a row that already exists for its moment, person and channel is kept."""
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO notifications (moment_id, customer_id, device_id, kind, severity,
+                   channel, purpose, language, title, body, status, reason, next_attempt_at,
+                   feed_post_id, sent_at)
+               VALUES (%(moment_id)s, %(customer_id)s, %(device_id)s, %(kind)s, %(severity)s,
+                   %(channel)s, %(purpose)s, %(language)s, %(title)s, %(body)s, %(status)s,
+                   %(reason)s, %(next_attempt_at)s, %(feed_post_id)s,
+                   CASE WHEN %(status)s = 'sent' THEN now() END)
+               ON CONFLICT (moment_id, customer_id, channel, purpose)
+                   WHERE moment_id IS NOT NULL DO NOTHING""",
+            rows,
+        )
+
+
+def insert_digest_item(conn: Conn, item: Row) -> None:
+    """Hold a minor moment for the person's daily friend update."""
+    conn.execute(
+        """INSERT INTO notify_digest_items (customer_id, device_id, moment_id, kind, title)
+           VALUES (%(customer_id)s, %(device_id)s, %(moment_id)s, %(kind)s, %(title)s)
+           ON CONFLICT (customer_id, moment_id) DO NOTHING""",
+        item,
+    )
+
+
+# ---------------------------------------------------------------- delivery
+
+
+def claim_due(conn: Conn, limit: int, lease_s: float) -> list[Row]:
+    """Lease due pending notifications to this worker and count the attempt."""
+    return conn.execute(
+        """WITH due AS (
+               SELECT id FROM notifications
+               WHERE status = 'pending' AND next_attempt_at <= now()
+                 AND (lease_until IS NULL OR lease_until < now())
+               ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)
+           UPDATE notifications n
+              SET lease_until = now() + make_interval(secs => %s),
+                  attempts = n.attempts + 1, updated_at = now()
+           FROM due WHERE n.id = due.id
+           RETURNING n.id, n.moment_id, n.customer_id, n.device_id, n.kind, n.severity,
+                     n.channel, n.purpose, n.language, n.title, n.body, n.attempts,
+                     n.idempotency_key::text AS idempotency_key, n.created_at""",
+        (limit, lease_s),
+    ).fetchall()
+
+
+def addresses(conn: Conn, customer_ids: Sequence[int]) -> dict[int, Row]:
+    """Public id, sealed email, webhook URL and sealed chat URLs of these people."""
+    rows = conn.execute(
+        """SELECT c.id, c.public_id::text AS public_id, c.email_enc, p.webhook_url,
+                  p.chat_urls_enc
+           FROM customers c LEFT JOIN notify_profiles p ON p.customer_id = c.id
+           WHERE c.id = ANY(%s)""",
+        (list(customer_ids),),
+    ).fetchall()
+    return {row["id"]: row for row in rows}
+
+
+def device_uids(conn: Conn, device_ids: Sequence[int]) -> dict[int, str]:
+    """Device uid by id."""
+    rows = conn.execute("SELECT id, uid FROM devices WHERE id = ANY(%s)", (list(device_ids),))
+    return {row["id"]: row["uid"] for row in rows}
+
+
+def mark_sent(conn: Conn, notification_id: int) -> None:
+    """Record a delivery."""
+    conn.execute(
+        """UPDATE notifications SET status = 'sent', sent_at = now(), lease_until = NULL,
+                  last_error = NULL, updated_at = now()
+           WHERE id = %s AND status = 'pending'""",
+        (notification_id,),
+    )
+
+
+def mark_retry(conn: Conn, notification_id: int, delay_s: float, error: str) -> None:
+    """Put a notification back for a later attempt."""
+    conn.execute(
+        """UPDATE notifications
+              SET next_attempt_at = now() + make_interval(secs => %s), lease_until = NULL,
+                  last_error = %s, updated_at = now()
+           WHERE id = %s AND status = 'pending'""",
+        (delay_s, error[:500], notification_id),
+    )
+
+
+def mark_final(conn: Conn, notification_id: int, status: str, reason: str) -> None:
+    """Record that a notification failed or was suppressed, and why."""
+    conn.execute(
+        """UPDATE notifications SET status = %s, reason = %s, lease_until = NULL,
+                  updated_at = now()
+           WHERE id = %s AND status = 'pending'""",
+        (status, reason[:500], notification_id),
+    )
+
+
+def acknowledged(conn: Conn, customer_id: int, moment_id: int | None) -> bool:
+    """Whether a person saw the moment: feed post read or answered, or its alert acknowledged."""
+    if moment_id is None:
+        return False
+    row = conn.execute(
+        """SELECT 1 FROM feed_posts p
+           WHERE p.customer_id = %s AND p.moment_id = %s
+             AND (p.read_at IS NOT NULL
+                  OR EXISTS (SELECT 1 FROM feed_reactions r WHERE r.post_id = p.id))""",
+        (customer_id, moment_id),
+    ).fetchone()
+    return row is not None or _alert_acknowledged(conn, moment_id)
+
+
+def _alert_acknowledged(conn: Conn, moment_id: int) -> bool:
+    # The alerts table belongs to rules/; read it only when it has an acknowledgement column.
+    column = conn.execute(
+        """SELECT column_name FROM information_schema.columns
+           WHERE table_name = 'alerts' AND table_schema = current_schema()
+             AND column_name IN ('acknowledged_at', 'cleared_at')"""
+    ).fetchall()
+    names = {row["column_name"] for row in column}
+    if not names:
+        return False
+    checks = " OR ".join(f"a.{name} IS NOT NULL" for name in sorted(names))
+    row = conn.execute(
+        f"""SELECT 1 FROM moments m JOIN alerts a ON a.id = m.alert_id
+            WHERE m.id = %s AND ({checks})""",
+        (moment_id,),
+    ).fetchone()
+    return row is not None
+
+
+# ---------------------------------------------------------------- digests
+
+
+def customers_with_open_digests(conn: Conn) -> list[Row]:
+    """People with held minor moments, their zone, language and digest settings."""
+    return conn.execute(
+        """SELECT c.id AS customer_id, c.language, c.time_zone,
+                  coalesce(p.digest_hour, 19) AS digest_hour, p.last_digest_on
+           FROM customers c LEFT JOIN notify_profiles p ON p.customer_id = c.id
+           WHERE c.erased_at IS NULL AND EXISTS (
+               SELECT 1 FROM notify_digest_items i
+               WHERE i.customer_id = c.id AND i.digest_post_id IS NULL)"""
+    ).fetchall()
+
+
+def lock_open_digest_items(conn: Conn, customer_id: int) -> list[Row]:
+    """The held items of one person, locked so one worker builds the digest."""
+    return conn.execute(
+        """SELECT id, title FROM notify_digest_items
+           WHERE customer_id = %s AND digest_post_id IS NULL
+           ORDER BY id FOR UPDATE SKIP LOCKED""",
+        (customer_id,),
+    ).fetchall()
+
+
+def close_digest(conn: Conn, customer_id: int, item_ids: Sequence[int], post_id: int) -> None:
+    """Link items to the digest post and remember the day it was sent."""
+    conn.execute(
+        "UPDATE notify_digest_items SET digest_post_id = %s WHERE id = ANY(%s)",
+        (post_id, list(item_ids)),
+    )
+    conn.execute(
+        """INSERT INTO notify_profiles (customer_id, last_digest_on)
+           VALUES (%s, (now() AT TIME ZONE (SELECT time_zone FROM customers WHERE id = %s))::date)
+           ON CONFLICT (customer_id) DO UPDATE SET last_digest_on = EXCLUDED.last_digest_on""",
+        (customer_id, customer_id),
+    )

@@ -21,7 +21,7 @@ from api.routers import all_routers
 from api.security.passwords import Passwords
 from app.broker_url import MqttEndpoint
 from app.settings import Settings
-from store.db import open_async_pool
+from store.db import open_async_pool, open_pool
 from store.encryption import FieldCipher
 
 log = structlog.get_logger(__name__)
@@ -62,8 +62,16 @@ def create_app(settings: Settings, *, mail_sender: MailSender | None = None) -> 
         assert settings.database_url is not None
         app.state.pool = await open_async_pool(settings.database_url, settings.store, "api")
         try:
+            app.state.sync_pool = await asyncio.to_thread(
+                open_pool, settings.database_url, settings.store, "api-sync"
+            )
+        except BaseException:
+            await app.state.pool.close()
+            raise
+        try:
             yield
         finally:
+            await asyncio.to_thread(app.state.sync_pool.close)
             await app.state.pool.close()
 
     app = FastAPI(

@@ -1,7 +1,8 @@
 """Dependencies every router uses, as `Annotated` aliases defined once.
 
-- `DbConn`: one pooled connection per request; the request is one transaction (commit on
-  success, rollback on error).
+- `DbConn`: one pooled async connection per request; the request is one transaction (commit
+  on success, rollback on error). `SyncDbConn` is the same for synchronous (`def`) routes
+  that call the synchronous domain services (devices/, rules/, notify/).
 - `CurrentPrincipal`: from a bearer access token (live session) or an API key (`kz_…`).
 - Role guards: `OperatorOnly`, `StaffOnly` (operator or support), `CustomerOnly`, `AnyUser`.
   API keys pass `StaffOnly` and `AnyUser` with scope `read` on safe methods and `write`
@@ -13,12 +14,12 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import DictRow
 
 from api.accounts import repo as accounts_repo
@@ -51,6 +52,12 @@ async def get_db(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
         yield conn
 
 
+def get_sync_db(request: Request) -> Iterator[Connection[DictRow]]:
+    """A pooled synchronous connection for `def` routes (run in the threadpool)."""
+    with request.app.state.sync_pool.connection() as conn:
+        yield conn
+
+
 def client_ip(request: Request) -> str:
     """The peer address (proxies are not trusted for this)."""
     return request.client.host if request.client else "unknown"
@@ -59,6 +66,7 @@ def client_ip(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 DbConn = Annotated[AsyncConnection[DictRow], Depends(get_db)]
+SyncDbConn = Annotated[Connection[DictRow], Depends(get_sync_db)]
 ClientIp = Annotated[str, Depends(client_ip)]
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.deps import StaffOnly, SyncDbConn
+from app.settings import Settings
 
 from tests.api.conftest import TestUser
 
@@ -29,3 +34,23 @@ def test_fixture_users_have_working_sessions(
     assert again.status_code == 401
     assert again.headers["content-type"].startswith("application/problem+json")
     assert api.post("/api/v1/auth/logout", headers=customer_a.headers).status_code == 204
+
+
+probe_router = APIRouter()
+
+
+@probe_router.get("/probe-sync")
+def probe_sync(principal: StaffOnly, conn: SyncDbConn) -> dict[str, int]:
+    row = conn.execute("SELECT 1 AS one").fetchone()
+    assert row is not None
+    return {"one": row["one"]}
+
+
+def test_sync_connection_dependency_serves_def_routes(
+    api_settings: Settings, operator: TestUser, api: TestClient
+) -> None:
+    app = create_app(api_settings)
+    app.include_router(probe_router)
+    with TestClient(app) as client:
+        assert client.get("/probe-sync").status_code == 401
+        assert client.get("/probe-sync", headers=operator.headers).json() == {"one": 1}

@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.deps import StaffOnly, SyncDbConn
 from app.settings import Settings
-
 from tests.api.conftest import TestUser
 
 

@@ -1,0 +1,173 @@
+"""The customer portal: my products and their state, the friend feed, notification preferences.
+
+Every callback takes the customer from the server-side session; a product chosen in the
+browser is shown only when that customer currently has it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Dash, Input, Output, State, dcc, html
+
+from dashboard.auth import require
+from dashboard.context import DashboardContext
+from dashboard.i18n import format_time, t
+from dashboard.pages.customers import preferences_view
+from dashboard.pages.device import chart_series, numeric_metrics, series_figure, twin_table
+from dashboard.ui import badge, base_figure, card, empty, graph, loading
+from devices import reporting as devices_reporting
+from notify import reporting as notify_reporting
+
+
+def layout(lang: str, _params: dict[str, str]) -> html.Div:
+    """Products on top, then the chosen product's chart, the feed and preferences."""
+    return html.Div(
+        [
+            html.Div(html.H2(t("portal.title", lang)), className="page-head"),
+            loading(html.Div(id="portal-products", className="products")),
+            html.Div(
+                [
+                    card(
+                        "",
+                        [
+                            dcc.Dropdown(id="portal-product", clearable=False, className="filter"),
+                            loading(html.Div(id="portal-product-detail")),
+                        ],
+                        wide=True,
+                    ),
+                    card(t("portal.feed", lang), loading(html.Div(id="portal-feed"))),
+                    card(t("portal.preferences", lang), loading(html.Div(id="portal-prefs"))),
+                ],
+                className="grid",
+            ),
+        ],
+        className="page-body",
+    )
+
+
+def register(app: Dash, ctx: DashboardContext) -> None:
+    """Products, feed and preferences of the signed-in customer only."""
+
+    @app.callback(
+        Output("portal-products", "children"),
+        Output("portal-product", "options"),
+        Input("tick", "n_intervals"),
+        Input("viewer-tz", "data"),
+        State("lang", "value"),
+    )
+    def products(_n: int | None, tz: str | None, lang: str | None) -> tuple[Any, Any]:
+        customer_id = require("customer").customer_id
+        assert customer_id is not None
+        with ctx.connection() as conn:
+            mine = devices_reporting.customer_devices(
+                conn, customer_id, online_window_s=ctx.online_window_s
+            )
+        if not mine:
+            return empty(lang), []
+        return [product_card(p, ctx, tz, lang) for p in mine], [
+            {"label": p.nickname or p.uid, "value": p.uid} for p in mine
+        ]
+
+    @app.callback(
+        Output("portal-product", "value"),
+        Input("portal-product", "options"),
+        State("portal-product", "value"),
+    )
+    def default_product(options: list[dict[str, str]] | None, current: str | None) -> str | None:
+        require("customer")
+        values = [o["value"] for o in options or []]
+        return current if current in values else (values[0] if values else None)
+
+    @app.callback(
+        Output("portal-product-detail", "children"),
+        Input("portal-product", "value"),
+        State("viewer-tz", "data"),
+        State("lang", "value"),
+    )
+    def product_detail(uid: str | None, tz: str | None, lang: str | None) -> Any:
+        customer_id = require("customer").customer_id
+        if not uid:
+            return empty(lang)
+        with ctx.connection() as conn:
+            detail = devices_reporting.device_detail(
+                conn, str(uid)[:64], customer_id=customer_id, online_window_s=ctx.online_window_s
+            )
+        if detail is None:
+            return empty(lang, "common.not_found")
+        metrics = numeric_metrics(ctx.models.get(detail.model_id))
+        fig = (
+            series_figure(chart_series(ctx, detail, metrics[0], "24h"), tz)
+            if metrics
+            else base_figure()
+        )
+        return [
+            html.H4(metrics[0] if metrics else ""),
+            graph(fig, "portal-chart"),
+            twin_table(detail, tz, lang),
+        ]
+
+    @app.callback(
+        Output("portal-feed", "children"),
+        Output("portal-prefs", "children"),
+        Input("tick", "n_intervals"),
+        Input("viewer-tz", "data"),
+        State("lang", "value"),
+    )
+    def feed(_n: int | None, tz: str | None, lang: str | None) -> tuple[Any, Any]:
+        customer_id = require("customer").customer_id
+        assert customer_id is not None
+        with ctx.connection() as conn:
+            posts = notify_reporting.customer_feed(conn, customer_id, limit=30)
+            prefs = notify_reporting.customer_preferences(conn, customer_id)
+        feed_view = (
+            html.Ul(
+                [
+                    html.Li(
+                        [
+                            badge(p.severity, p.severity),
+                            html.Strong(p.title),
+                            html.Div(p.body),
+                            html.Small(format_time(p.created_at, tz), className="muted"),
+                        ],
+                        className="message",
+                    )
+                    for p in posts
+                ],
+                className="messages",
+                id="feed-list",
+            )
+            if posts
+            else empty(lang)
+        )
+        return feed_view, preferences_view(prefs, lang)
+
+
+def product_card(
+    p: devices_reporting.DeviceDetail, ctx: DashboardContext, tz: str | None, lang: str | None
+) -> html.Div:
+    """One of my products: name, connection and a few current readings."""
+    model = ctx.models.get(p.model_id)
+    kind = model.names["ja" if lang == "ja" else "en"] if model else p.model_id
+    readings = [html.Li(f"{name}: {_short(value)}") for name, value in list(p.reported.items())[:4]]
+    status = "online" if p.online else "offline"
+    return html.Div(
+        [
+            html.Div(
+                [html.Strong(p.nickname or p.uid), badge(t(f"common.{status}", lang), status)],
+                className="product-title",
+            ),
+            html.Div(kind, className="muted"),
+            html.Ul(readings, className="readings"),
+            html.Small(
+                f"{t('col.last_seen', lang)}: {format_time(p.last_seen, tz)}", className="muted"
+            ),
+        ],
+        className="product-card",
+        id={"type": "product-card", "uid": p.uid},
+    )
+
+
+def _short(value: Any) -> str:
+    v = value.get("v") if isinstance(value, dict) else value
+    return f"{v:,.1f}" if isinstance(v, float) else str(v)

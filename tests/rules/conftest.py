@@ -146,9 +146,9 @@ def packs(db: Connection[DictRow]) -> None:
 
 
 def make_rule(db: Connection[DictRow], key: str, model: str, when: Any, **actions: Any) -> int:
-    """Store a model-scoped rule; its id."""
+    """Store a model-scoped rule that opens an alert (plus any other actions); its id."""
     spec = {"key": key, "name": key, "scope": {"model": model}, "when": when}
-    spec["actions"] = actions or {"alert": {"severity": "warning"}}
+    spec["actions"] = {"alert": {"severity": "warning"}, **actions}
     return service.create_rule(db, spec).id
 
 

@@ -1,0 +1,264 @@
+"""The rules step and the timer sweep against the real database: effects exactly once."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import timedelta
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from ingest.records import StoredBatch
+from rules import service
+from rules.runner import RuleRunner
+from store.db import connect
+from tests.rules.conftest import (
+    T0,
+    Feeder,
+    add_device,
+    alerts,
+    make_rule,
+    minutes,
+    moments,
+    rows,
+)
+
+DOOR_OPEN_10M = {
+    "duration": {"for": "10m", "condition": {"state": {"metric": "door_open", "equals": True}}}
+}
+TOO_WARM = {"threshold": {"metric": "fridge_temp_c", "above": 8, "clear_below": 6}}
+
+
+def test_threshold_alert_opens_once_and_clears_through_hysteresis(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    rule_id = make_rule(
+        db,
+        "t.warm",
+        "refrigerator",
+        TOO_WARM,
+        alert={"severity": "warning"},
+        moment={"kind": "refrigerator.too_warm", "facts_from": {"fridge_temp_c": "fridge_temp_c"}},
+    )
+    fridge = add_device(db, "refrigerator")
+    for i, temp in enumerate([5, 9, 10, 7, 6, 5.5]):
+        feeder.send(fridge, T0 + minutes(i), fridge_temp_c=temp)
+    [alert] = alerts(db, fridge)
+    assert alert["rule_id"] == rule_id
+    assert alert["opened_at"] == T0 + minutes(1)
+    assert alert["cleared_at"] == T0 + minutes(5)
+    assert (alert["status"], alert["clear_reason"]) == ("cleared", "auto")
+    [moment] = moments(db, fridge)
+    assert moment["facts"] == {"fridge_temp_c": 9}
+    history = rows(db, "SELECT from_status, to_status, actor FROM alert_history ORDER BY id")
+    assert history == [
+        {"from_status": None, "to_status": "active", "actor": "rules"},
+        {"from_status": "active", "to_status": "cleared", "actor": "rules"},
+    ]
+
+
+def test_several_readings_of_one_device_in_one_batch_are_evaluated_in_device_time_order(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    fridge = add_device(db, "refrigerator")
+    late_first = feeder.reading(fridge, T0 + minutes(2), fridge_temp_c=5)
+    early = feeder.reading(fridge, T0 + minutes(1), fridge_temp_c=9)
+    feeder.batch(late_first, early)
+    [alert] = alerts(db, fridge)
+    assert (alert["opened_at"], alert["cleared_at"]) == (T0 + minutes(1), T0 + minutes(2))
+
+
+def test_a_rolled_back_batch_leaves_nothing_and_its_redo_creates_effects_once(
+    db: Connection[DictRow], feeder: Feeder, database_url: str
+) -> None:
+    make_rule(db, "t.warm", "refrigerator", TOO_WARM, moment={"kind": "refrigerator.too_warm"})
+    fridge = add_device(db, "refrigerator")
+    reading = feeder.reading(fridge, T0, fridge_temp_c=12)
+    with (
+        contextlib.closing(connect(database_url)) as conn,
+        conn.transaction(force_rollback=True),
+    ):
+        feeder.runner.process_batch(conn, StoredBatch([reading], []))
+    assert alerts(db, fridge) == [] and moments(db, fridge) == []
+    feeder.batch(reading)
+    assert len(alerts(db, fridge)) == 1 and len(moments(db, fridge)) == 1
+
+
+def test_restart_in_the_middle_of_a_10_minute_window_fires_once_on_time(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    make_rule(
+        db, "t.door", "refrigerator", DOOR_OPEN_10M, moment={"kind": "refrigerator.door_left_open"}
+    )
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, door_open=True)
+    feeder.clock.advance(minutes=4)
+    feeder.send(fridge, T0 + minutes(4), door_open=True)
+    feeder.restart()  # the process dies and comes back: only the database remembers
+    feeder.clock.advance(minutes=5, seconds=59)
+    assert feeder.sweep() == 0  # 9:59 in: not yet
+    assert alerts(db, fridge) == []
+    feeder.clock.advance(seconds=1)
+    feeder.restart()
+    assert feeder.sweep() == 1
+    [alert] = alerts(db, fridge)
+    assert alert["opened_at"] == T0 + minutes(10)  # on time, in device time
+    [moment] = moments(db, fridge)
+    assert moment["occurred_at"] == T0 + minutes(10)
+    feeder.clock.advance(minutes=30)
+    feeder.restart()
+    assert feeder.sweep() == 0
+    feeder.send(fridge, T0 + minutes(12), door_open=True)
+    assert len(alerts(db, fridge)) == 1 and len(moments(db, fridge)) == 1
+
+
+def test_a_late_scheduler_still_stamps_the_due_time(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    make_rule(db, "t.door", "refrigerator", DOOR_OPEN_10M)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, door_open=True)
+    feeder.clock.advance(hours=3)  # the scheduler was down for hours
+    assert feeder.sweep() == 1
+    assert alerts(db, fridge)[0]["opened_at"] == T0 + minutes(10)
+
+
+def test_absence_decided_by_the_scheduler_and_a_reading_that_wins_the_race(
+    db: Connection[DictRow], feeder: Feeder, database_url: str
+) -> None:
+    make_rule(db, "t.silent", "refrigerator", {"absence": {"after": "15m"}})
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, fridge_temp_c=4)
+    feeder.clock.advance(minutes=15)
+    # A batch carrying a reading at 14 min is mid-transaction when the scheduler runs:
+    # the scheduler skips the locked row, then sees the new last reading and does not fire.
+    with contextlib.closing(connect(database_url)) as conn, conn.transaction():
+        RuleRunner(feeder.clock).process_batch(
+            conn, StoredBatch([feeder.reading(fridge, T0 + minutes(14), fridge_temp_c=4)], [])
+        )
+        assert feeder.sweep() == 0  # locked by the batch: skipped, not waited for
+    assert feeder.sweep() == 0  # due moved to 29 min
+    feeder.clock.advance(minutes=14)
+    assert feeder.sweep() == 1
+    [alert] = alerts(db, fridge)
+    assert alert["opened_at"] == T0 + minutes(29)
+
+
+def test_concurrent_sweeps_never_fire_a_timer_twice(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    make_rule(
+        db, "t.door", "refrigerator", DOOR_OPEN_10M, moment={"kind": "refrigerator.door_left_open"}
+    )
+    fridges = [add_device(db, "refrigerator") for _ in range(40)]
+    feeder.batch(*(feeder.reading(f, T0, door_open=True) for f in fridges))
+    feeder.clock.advance(minutes=10)
+    results: list[int] = []
+    sweepers = [Feeder(feeder.url, feeder.clock) for _ in range(4)]
+    threads = [threading.Thread(target=lambda s=s: results.append(s.sweep())) for s in sweepers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(results) == 40
+    assert rows(db, "SELECT count(*) AS n FROM moments")[0]["n"] == 40
+    assert rows(db, "SELECT count(*) AS n FROM alerts")[0]["n"] == 40
+
+
+def test_scopes_model_device_and_customer(db: Connection[DictRow], feeder: Feeder) -> None:
+    owned = add_device(db, "refrigerator", time_zone="Europe/Paris")
+    other = add_device(db, "refrigerator")
+    customer = db.execute(
+        "SELECT c.public_id FROM customers c JOIN device_ownerships o ON o.customer_id = c.id"
+        " WHERE o.device_id = %s",
+        (owned.id,),
+    ).fetchone()
+    assert customer is not None
+    base = {"name": "n", "when": TOO_WARM, "actions": {"alert": {}}}
+    service.create_rule(db, {**base, "key": "t.by_device", "scope": {"device": other.uid}})
+    service.create_rule(
+        db, {**base, "key": "t.by_customer", "scope": {"customer": str(customer["public_id"])}}
+    )
+    feeder.batch(
+        feeder.reading(owned, T0, fridge_temp_c=10), feeder.reading(other, T0, fridge_temp_c=10)
+    )
+    keys = rows(
+        db,
+        "SELECT d.uid, r.key FROM alerts a JOIN rules r ON r.id = a.rule_id"
+        " JOIN devices d ON d.id = a.device_id ORDER BY r.key",
+    )
+    assert keys == [
+        {"uid": owned.uid, "key": "t.by_customer"},
+        {"uid": other.uid, "key": "t.by_device"},
+    ]
+
+
+def test_editing_a_rule_restarts_its_conditions_without_losing_the_open_alert(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    rule_id = make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, fridge_temp_c=10)
+    stricter = {"threshold": {"metric": "fridge_temp_c", "above": 12, "clear_below": 11}}
+    spec = {"key": "t.warm", "name": "n", "scope": {"model": "refrigerator"}, "when": stricter}
+    service.update_rule(db, rule_id, {**spec, "actions": {"alert": {}}})
+    feeder.send(fridge, T0 + minutes(1), fridge_temp_c=10)  # below the new level: clears
+    [alert] = alerts(db, fridge)
+    assert alert["cleared_at"] == T0 + minutes(1)
+
+
+def test_deleting_a_rule_clears_its_alerts_and_its_timers(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    rule_id = make_rule(
+        db, "t.door", "refrigerator", {"state": {"metric": "door_open", "equals": True}}
+    )
+    timer_id = make_rule(db, "t.door10", "refrigerator", DOOR_OPEN_10M)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, door_open=True)
+    service.delete_rule(db, rule_id, actor="op", at=T0 + minutes(1))
+    service.delete_rule(db, timer_id, actor="op", at=T0 + minutes(1))
+    [alert] = alerts(db, fridge)
+    assert alert["clear_reason"] == "rule_changed"
+    feeder.clock.advance(minutes=20)
+    assert feeder.sweep() == 0
+    assert rows(db, "SELECT count(*) AS n FROM rule_states")[0]["n"] == 0
+
+
+def test_manual_clear_while_the_condition_still_holds_waits_for_a_new_edge(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, fridge_temp_c=10)
+    [alert] = alerts(db, fridge)
+    service.acknowledge_alert(db, alert["id"], actor="op@example", at=T0 + minutes(1))
+    service.clear_alert(db, alert["id"], actor="op@example", at=T0 + minutes(2), note="fixed door")
+    feeder.send(fridge, T0 + minutes(3), fridge_temp_c=10)  # still warm: no new alert
+    assert len(alerts(db, fridge)) == 1
+    feeder.send(fridge, T0 + minutes(4), fridge_temp_c=5)
+    feeder.send(fridge, T0 + minutes(5), fridge_temp_c=10)
+    assert [a["status"] for a in alerts(db, fridge)] == ["cleared", "active"]
+
+
+def test_an_unknown_device_in_a_batch_is_skipped(db: Connection[DictRow], feeder: Feeder) -> None:
+    make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    fridge = add_device(db, "refrigerator")
+    ghost = add_device(db, "refrigerator")
+    db.execute("DELETE FROM devices WHERE id = %s", (ghost.id,))
+    feeder.batch(
+        feeder.reading(ghost, T0, fridge_temp_c=10), feeder.reading(fridge, T0, fridge_temp_c=10)
+    )
+    assert len(alerts(db, fridge)) == 1
+
+
+def test_timer_due_time_is_stored_for_the_scheduler(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    make_rule(db, "t.door", "refrigerator", DOOR_OPEN_10M)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, door_open=True)
+    [state] = rows(db, "SELECT due_at, holding FROM rule_states")
+    assert state == {"due_at": T0 + timedelta(minutes=10), "holding": False}

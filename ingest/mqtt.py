@@ -1,0 +1,175 @@
+"""Receive stage: the MQTT session (QoS 1, persistent, manual ack) that feeds the worker.
+
+MQTT 5 is used when the broker speaks it: Receive Maximum then caps how many unacked
+messages the broker hands us, which is what bounds memory when the database is slow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from devices.protocol import Channel, device_filter
+from ingest import metrics
+from ingest.config import IngestConfig
+from ingest.models import Incoming
+
+log = structlog.get_logger(__name__)
+
+UPLINK_CHANNELS = (Channel.TELEMETRY, Channel.EVENTS, Channel.STATUS, Channel.COMMAND_ACKS)
+UNSUPPORTED_PROTOCOL = 132  # CONNACK reason code from a broker without MQTT 5
+
+
+def subscription_filters(prefix: str, shared_group: str | None) -> list[str]:
+    """The topic filters ingest subscribes to (shared when a group is configured)."""
+    filters = [device_filter(prefix, channel) for channel in UPLINK_CHANNELS]
+    if shared_group:
+        filters = [f"$share/{shared_group}/{f}" for f in filters]
+    return filters
+
+
+class BrokerSession:
+    """One persistent MQTT session; hands every message to `sink`, acks when told to."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        config: IngestConfig,
+        sink: Callable[[Incoming], None],
+    ) -> None:
+        self._url = urlsplit(url)
+        self._prefix = prefix
+        self._config = config
+        self._sink = sink
+        self._protocol = mqtt.MQTTv5 if config.mqtt_protocol == "5" else mqtt.MQTTv311
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self._client = self._build()
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._connected.is_set()
+
+    @property
+    def protocol(self) -> str:
+        """The MQTT version in use."""
+        return "5" if self._protocol == mqtt.MQTTv5 else "3.1.1"
+
+    def _build(self) -> mqtt.Client:
+        v5 = self._protocol == mqtt.MQTTv5
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._config.client_id,
+            protocol=self._protocol,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if self._url.username:
+            client.username_pw_set(unquote(self._url.username), unquote(self._url.password or ""))
+        if self._url.scheme == "mqtts":
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect (falling back to MQTT 3.1.1 if the broker refuses 5) and start receiving."""
+        self._connect()
+        if not self._connected.wait(timeout_s) and self._refused == "protocol":
+            self._client.loop_stop()
+            self._protocol = mqtt.MQTTv311
+            self._client = self._build()
+            self._connect()
+            self._connected.wait(timeout_s)
+
+    def _connect(self) -> None:
+        host, port = self._url.hostname or "127.0.0.1", self._url.port or 1883
+        keepalive = self._config.keepalive_s
+        if self._protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._config.session_expiry_s
+            props.ReceiveMaximum = self._config.receive_maximum
+            self._client.connect_async(host, port, keepalive, clean_start=False, properties=props)
+        else:
+            self._client.connect_async(host, port, keepalive)
+        self._client.loop_start()
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            if reason_code.value == UNSUPPORTED_PROTOCOL:
+                self._refused = "protocol"
+            log.warning("ingest.broker_refused", reason=str(reason_code))
+            return
+        filters = subscription_filters(self._prefix, self._config.shared_group)
+        if self._protocol == mqtt.MQTTv5:
+            # Retained messages are never fresh telemetry: do not replay them on subscribe.
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            client.subscribe([(f, options) for f in filters])
+        else:
+            client.subscribe([(f, 1) for f in filters])
+        self._connected.set()
+        metrics.BROKER_UP.set(1)
+        log.info(
+            "ingest.broker_connected",
+            protocol=self.protocol,
+            session_present=flags.session_present,
+            shared_group=self._config.shared_group,
+        )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
+        metrics.BROKER_UP.set(0)
+        log.warning("ingest.broker_disconnected", reason=str(reason_code))
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = repr(msg._topic)  # an invalid topic still gets a dead-letter row
+        metrics.RECEIVED.inc()
+        self._sink(
+            Incoming(
+                topic, bytes(msg.payload), msg.mid, datetime.now(UTC), bool(msg.retain), msg.qos
+            )
+        )
+
+    def ack(self, messages: Iterable[Incoming]) -> None:
+        """Acknowledge messages whose effects are committed."""
+        for message in messages:
+            if message.qos > 0:
+                self._client.ack(message.mid, message.qos)
+
+    def stop(self) -> None:
+        """Disconnect (the persistent session keeps unacked messages for the next start)."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        metrics.BROKER_UP.set(0)

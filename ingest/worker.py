@@ -1,0 +1,194 @@
+"""The ingest loop: collect a batch, store it in one transaction, then acknowledge it.
+
+A message is acknowledged only after the transaction holding its effects committed. A
+database that is down is retried with backoff (nothing acked, the broker keeps the rest);
+a batch the database refuses is split until the one bad message is found and dead-lettered.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import psycopg
+import structlog
+
+from ingest import metrics, repo
+from ingest.config import IngestConfig
+from ingest.decode import decode
+from ingest.directory import DeviceDirectory
+from ingest.models import BatchResult, DeadLetter, DeadLetterReason, Incoming, Parsed
+from ingest.records import BatchStep
+from ingest.service import plan_batch, write_batch
+from store.config import StoreConfig
+from store.db import connect
+from store.telemetry import ensure_partitions
+
+log = structlog.get_logger(__name__)
+
+TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+Decoded = Parsed | DeadLetter
+
+
+class IngestWorker:
+    """Turns received messages into committed batches; `submit` is the broker's sink."""
+
+    def __init__(
+        self,
+        database_url: str,
+        prefix: str,
+        config: IngestConfig,
+        store_config: StoreConfig,
+        steps: Sequence[BatchStep] = (),
+        after_commit: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self._database_url = database_url
+        self._prefix = prefix
+        self._config = config
+        self._store_config = store_config
+        self._steps = tuple(steps)
+        self._after_commit = after_commit
+        self._inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self._directory = DeviceDirectory(
+            config.device_cache_ttl_s, config.unknown_device_cache_ttl_s
+        )
+        self._conn: repo.Conn | None = None
+        self._next_partition_check = 0.0
+        self.totals = BatchResult()
+        self.database_ok = False
+        self.last_commit_at: datetime | None = None
+
+    def submit(self, message: Incoming) -> None:
+        """Accept one received message (called from the MQTT network thread)."""
+        self._inbox.put(message)
+
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet taken into a batch."""
+        return self._inbox.qsize()
+
+    def run(self, ack: Callable[[Sequence[Incoming]], None], stop: threading.Event) -> None:
+        """Work until `stop` is set; `ack` acknowledges committed messages."""
+        while not stop.is_set():
+            self._maintain_partitions()
+            batch = self._collect(stop)
+            metrics.PENDING.set(self.pending + len(batch))
+            if batch and self._store([decode(m, self._prefix, self._config) for m in batch], stop):
+                ack(batch)
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _collect(self, stop: threading.Event) -> list[Incoming]:
+        try:
+            batch = [self._inbox.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self._config.batch_max_wait_ms / 1000
+        limit = self._config.batch_max_messages
+        while len(batch) < limit and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._inbox.get(timeout=remaining)
+                    if remaining > 0
+                    else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _store(self, decoded: list[Decoded], stop: threading.Event) -> bool:
+        """Commit `decoded`, retrying transient errors; False only when stopped first."""
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                self._commit(decoded)
+                return True
+            except TRANSIENT_ERRORS as exc:
+                self._database_failed(exc)
+                metrics.RETRIES.inc()
+                stop.wait(delay)
+                delay = min(delay * 2, self._config.retry_max_backoff_s)
+            except Exception as exc:  # refused by the database or a step: find the message
+                if len(decoded) > 1:
+                    half = len(decoded) // 2
+                    return self._store(decoded[:half], stop) and self._store(decoded[half:], stop)
+                if isinstance(decoded[0], DeadLetter):
+                    # Even its dead-letter row failed: never ack unrecorded, keep retrying.
+                    log.error("ingest.dead_letter_failed", error=type(exc).__name__)
+                    stop.wait(self._config.retry_max_backoff_s)
+                    continue
+                decoded = [_refused(decoded[0], exc)]
+        return False
+
+    def _commit(self, decoded: list[Decoded]) -> None:
+        conn = self._connection()
+        uids = [d.uid for d in decoded if isinstance(d, Parsed)]
+        devices = self._directory.resolve(conn, uids)
+        plan = plan_batch(decoded, devices, self._config)
+        started = time.perf_counter()
+        with conn.transaction():
+            result = write_batch(conn, plan, self._steps, self._config)
+        elapsed = time.perf_counter() - started
+        now = datetime.now(UTC)
+        oldest = min(d.incoming.received_at for d in decoded)
+        metrics.record_batch(result, elapsed, (now - oldest).total_seconds())
+        self.totals.add(result)
+        self.last_commit_at = now
+        if self._after_commit is not None:
+            self._after_commit(result)
+
+    def _connection(self) -> repo.Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._database_url, self._store_config, autocommit=True)
+            self.database_ok = True
+            metrics.DATABASE_UP.set(1)
+            log.info("ingest.database_connected")
+        conn: repo.Conn = self._conn
+        return conn
+
+    def _database_failed(self, exc: Exception) -> None:
+        if self.database_ok:
+            log.warning("ingest.database_unavailable", error=type(exc).__name__)
+        self.database_ok = False
+        metrics.DATABASE_UP.set(0)
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    def _maintain_partitions(self) -> None:
+        if time.monotonic() < self._next_partition_check:
+            return
+        try:
+            created = ensure_partitions(
+                self._connection(),
+                self._store_config.partitions_ahead_days,
+                self._store_config.partitions_behind_days,
+            )
+            self._next_partition_check = time.monotonic() + self._config.partition_check_interval_s
+            if created:
+                log.info("ingest.partitions_created", count=created)
+        except psycopg.Error as exc:
+            self._database_failed(exc)
+            self._next_partition_check = time.monotonic() + 5.0
+
+
+def _refused(item: Parsed, exc: Exception) -> DeadLetter:
+    """The dead letter for a single message the database (or a step) would not take."""
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or "?"
+        reason = DeadLetterReason.DATABASE_REJECTED
+        detail = f"{type(exc).__name__} (SQLSTATE {state})"
+    else:
+        reason = DeadLetterReason.PROCESSING_FAILED
+        detail = f"{type(exc).__name__} in a batch step"
+    log.error("ingest.message_refused", reason=reason.value, detail=detail, device_uid=item.uid)
+    return DeadLetter(item.incoming, reason, detail, item.uid)

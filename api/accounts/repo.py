@@ -344,3 +344,33 @@ async def revoke_api_key(conn: Conn, public_id: str) -> bool:
         (public_id,),
     )
     return cur.rowcount == 1
+
+
+# --- customer contact -----------------------------------------------------------------------
+
+
+async def set_customer_contact(
+    conn: Conn,
+    customer_id: int,
+    *,
+    email_enc: bytes | None = None,
+    email_index: bytes | None = None,
+    phone_enc: bytes | None = None,
+) -> None:
+    """Keep the customer record's email/phone equal to the account's after a verified change.
+
+    devices/service.update_customer deliberately refuses email changes (they need
+    re-authentication, which only the API can do), so the verified change is written here.
+    """
+    values: dict[str, Any] = {}
+    if email_enc is not None:
+        values |= {"email_enc": email_enc, "email_index": email_index}
+    if phone_enc is not None:
+        values["phone_enc"] = phone_enc
+    if not values:
+        return
+    assignments = ", ".join(f"{c} = %({c})s" for c in values)
+    await conn.execute(
+        f"UPDATE customers SET {assignments} WHERE id = %(id)s AND erased_at IS NULL",
+        {**values, "id": customer_id},
+    )

@@ -143,7 +143,7 @@ class Accounts:
     ) -> TokenPair | MfaChallenge:
         """Check email and password (throttled, no enumeration); start a session or an MFA step."""
         identifier = self.cipher.blind_index(email)
-        await self._refuse_if_throttled(
+        await self.refuse_if_throttled(
             conn, "password", identifier, client_ip, self.config.login_max_failures_per_identifier
         )
         user = await repo.user_by_email_index(conn, identifier)
@@ -174,9 +174,10 @@ class Accounts:
         status = "mfa_required" if kind == "mfa" else "mfa_enrollment_required"
         return MfaChallenge(status=status, mfa_token=token, expires_in=ttl)
 
-    async def _refuse_if_throttled(
+    async def refuse_if_throttled(
         self, conn: Conn, kind: str, identifier: bytes, client_ip: str, max_failures: int
     ) -> None:
+        """429 when this identifier or this address failed too often inside the window."""
         window = self.config.login_window_s
         counts = await repo.recent_failures(conn, kind, identifier, client_ip, window)
         if counts["by_identifier"] >= max_failures:
@@ -196,7 +197,7 @@ class Accounts:
         """Second step of login: a TOTP code (single use) or a recovery code (single use)."""
         user = await self._user_of_pending_token(conn, mfa_token, "mfa")
         identifier = hash_secret(f"totp:{user['public_id']}")
-        await self._refuse_if_throttled(
+        await self.refuse_if_throttled(
             conn, "totp", identifier, client_ip, self.config.totp_max_failures
         )
         ok = False
@@ -207,7 +208,7 @@ class Accounts:
         if not ok:
             await repo.record_attempt(conn, "totp", identifier, client_ip, False)
             await audit.record(
-                conn, "auth.mfa", actor=self._actor(user), outcome="failure", client_ip=client_ip
+                conn, "auth.mfa", actor=self.actor(user), outcome="failure", client_ip=client_ip
             )
             await conn.commit()
             raise InvalidCredentials()
@@ -239,7 +240,8 @@ class Accounts:
         return False
 
     @staticmethod
-    def _actor(user: dict[str, Any]) -> tuple[str, str, str]:
+    def actor(user: dict[str, Any]) -> tuple[str, str, str]:
+        """The audit actor tuple of a user row."""
         return ("user", str(user["public_id"]), user["role"])
 
     # --- sessions ---------------------------------------------------------------------------
@@ -253,7 +255,7 @@ class Accounts:
         await audit.record(
             conn,
             "auth.login",
-            actor=self._actor(user),
+            actor=self.actor(user),
             client_ip=client_ip,
             details={"method": method, "session": str(session["public_id"])},
         )
@@ -375,7 +377,7 @@ class Accounts:
             raise InvalidCredentials()
         await repo.set_user_fields(conn, user["id"], {"totp_enabled": True})
         codes = await self._new_recovery_codes(conn, user["id"])
-        await audit.record(conn, "mfa.enable", actor=self._actor(user))
+        await audit.record(conn, "mfa.enable", actor=self.actor(user))
         return codes
 
     async def _new_recovery_codes(self, conn: Conn, user_id: int) -> list[str]:
@@ -391,7 +393,7 @@ class Accounts:
     ) -> None:
         """Password (and TOTP when enabled) again before a sensitive change; throttled."""
         identifier = hash_secret(f"reauth:{user['public_id']}")
-        await self._refuse_if_throttled(
+        await self.refuse_if_throttled(
             conn, "password", identifier, client_ip, self.config.login_max_failures_per_identifier
         )
         ok = await asyncio.to_thread(self.passwords.verify, user["password_hash"], password)
@@ -402,7 +404,7 @@ class Accounts:
             await audit.record(
                 conn,
                 "auth.reauthenticate",
-                actor=self._actor(user),
+                actor=self.actor(user),
                 outcome="failure",
                 client_ip=client_ip,
             )
@@ -420,12 +422,12 @@ class Accounts:
             {"totp_enabled": False, "totp_secret_enc": None, "totp_last_step": None},
         )
         await repo.replace_recovery_codes(conn, user["id"], [])
-        await audit.record(conn, "mfa.disable", actor=self._actor(user))
+        await audit.record(conn, "mfa.disable", actor=self.actor(user))
 
     async def regenerate_recovery_codes(self, conn: Conn, user: dict[str, Any]) -> list[str]:
         """Replace every recovery code of a user with new ones."""
         if not user["totp_enabled"]:
             raise AccountConflict("two-factor authentication is not enabled")
         codes = await self._new_recovery_codes(conn, user["id"])
-        await audit.record(conn, "mfa.recovery_codes_regenerated", actor=self._actor(user))
+        await audit.record(conn, "mfa.recovery_codes_regenerated", actor=self.actor(user))
         return codes

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
 
-from api.accounts import repo
+from api.accounts import recovery, repo
 from api.accounts.errors import InvalidToken
 from api.accounts.models import (
     LoginRequest,
     MfaChallenge,
     MfaVerifyRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RefreshRequest,
     TokenPair,
     TotpConfirmed,
@@ -129,3 +131,39 @@ async def confirm_totp(
     if request.state.enrollment_token:
         session = await accounts.issue_session(conn, user["id"], ip, method="totp_enrollment")
     return TotpConfirmed(recovery_codes=codes, session=session)
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Ask for a password reset link",
+    responses={429: {"description": "Throttled"}},
+)
+async def request_password_reset(
+    body: PasswordResetRequest,
+    conn: DbConn,
+    accounts: AccountsDep,
+    ip: ClientIp,
+    background: BackgroundTasks,
+) -> dict[str, str]:
+    """Always 202: a link goes to the account's address on record, if there is an account."""
+    mails = await recovery.request_password_reset(accounts, conn, body.email, ip)
+    background.add_task(recovery.send_all, accounts, mails)
+    return {"status": "accepted"}
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Set a new password with a reset token",
+)
+async def confirm_password_reset(
+    body: PasswordResetConfirm,
+    conn: DbConn,
+    accounts: AccountsDep,
+    ip: ClientIp,
+    background: BackgroundTasks,
+) -> None:
+    """Single use, expiring; every session of the account ends."""
+    mails = await recovery.confirm_password_reset(accounts, conn, body.token, body.new_password, ip)
+    background.add_task(recovery.send_all, accounts, mails)

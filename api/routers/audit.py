@@ -1,0 +1,65 @@
+"""The audit log (operators): who did what, when, to which object."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api import audit
+from api.deps import DbConn, OperatorOnly
+from api.pagination import Page, Pagination, Sort, TimeRangeDep, sort_param
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+AuditSort = Annotated[Sort, sort_param(("at",), "-at")]
+
+
+class AuditEvent(BaseModel):
+    """One audit record."""
+
+    id: int
+    at: datetime
+    actor_kind: str
+    actor_id: str | None
+    actor_role: str | None
+    action: str
+    target_kind: str | None
+    target_id: str | None
+    outcome: str
+    client_ip: str | None
+    details: dict[str, Any]
+
+
+@router.get("", response_model=Page[AuditEvent], summary="Query the audit log")
+async def query_audit(
+    principal: OperatorOnly,
+    conn: DbConn,
+    page: Pagination,
+    window: TimeRangeDep,
+    sort: AuditSort,
+    action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9_.]+$")] = None,
+    actor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9-]+$")] = None,
+    target: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+) -> Page[AuditEvent]:
+    """Events in [from, to), filtered by action prefix, actor or target."""
+    after = None
+    if page.after is not None and len(page.after) == 2:
+        after = (datetime.fromisoformat(str(page.after[0])), int(page.after[1]))
+    rows = await audit.query(
+        conn,
+        since=window.since,
+        until=window.until,
+        action_prefix=action,
+        actor_id=actor,
+        target_id=target,
+        descending=sort.descending,
+        after=after,
+        limit=page.limit + 1,
+    )
+    result = page.page(rows, key=lambda r: (r["at"], r["id"]))
+    return Page[AuditEvent](
+        items=[AuditEvent(**r) for r in result.items], next_cursor=result.next_cursor
+    )

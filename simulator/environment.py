@@ -56,8 +56,12 @@ def japanese_holidays(year: int) -> frozenset[date]:
     days = {date(year, m, d) for m, d in fixed}
     days |= {_nth_monday(year, 1, 2), _nth_monday(year, 7, 3)}
     days |= {_nth_monday(year, 9, 3), _nth_monday(year, 10, 2)}
-    # A holiday on a Sunday moves to the next Monday (furikae kyūjitsu).
-    days |= {d + timedelta(days=1) for d in days if d.weekday() == 6}
+    # A holiday on a Sunday gives the next day that is not a holiday off (furikae kyūjitsu).
+    for sunday in sorted(d for d in days if d.weekday() == 6):
+        substitute = sunday + timedelta(days=1)
+        while substitute in days:
+            substitute += timedelta(days=1)
+        days.add(substitute)
     return frozenset(days)
 
 

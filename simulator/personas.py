@@ -26,6 +26,9 @@ class Persona:
     comfort_heat_c: float
     comfort_cool_c: float
     charge_limit_pct: int
+    heat_below_c: float = 16.0  # outdoor temperature under which they heat
+    cool_above_c: float = 24.0
+    always_awake: bool = False  # someone needs comfort around the clock
 
     def at_home(self, day_off: bool, hour: float) -> bool:
         """Whether somebody is home at this local hour (drives appliance use)."""
@@ -34,8 +37,8 @@ class Persona:
         return not (self.leave_home_h <= hour < self.return_home_h + 0.5)
 
     def awake(self, hour: float) -> bool:
-        """Whether the household is up (06:30-23:30)."""
-        return 6.5 <= hour < 23.5
+        """Whether the household is up (06:30-23:30) or needs care around the clock."""
+        return self.always_awake or 6.5 <= hour < 23.5
 
     def does_laundry(self, day: date) -> bool:
         """Whether this is a laundry day."""
@@ -108,6 +111,24 @@ PERSONAS: dict[str, Persona] = {
             comfort_heat_c=21.5,
             comfort_cool_c=26.0,
             charge_limit_pct=80,
+        ),
+        Persona(
+            name="care_home",
+            description="An elderly person's room kept warm day and night",
+            commutes=False,
+            leave_home_h=10.0,
+            return_home_h=11.0,
+            weekend_outing_h=None,
+            errand_h=None,
+            meal_hours=(7.5, 12.0, 17.5),
+            home_during_day=True,
+            laundry_weekdays=(1, 4),
+            laundry_h=9.5,
+            comfort_heat_c=24.0,
+            comfort_cool_c=26.0,
+            charge_limit_pct=80,
+            heat_below_c=22.0,
+            always_awake=True,
         ),
     )
 }

@@ -65,9 +65,9 @@ class AirConditioner(Behaviour):
             return self.desired_mode, self.desired_set_point or self.set_point
         hour = local_hour(now)
         present = p.awake(hour) and p.at_home(day_off(now), hour)
-        if present and outdoor < 16:
+        if present and outdoor < p.heat_below_c:
             return "heat", self.desired_set_point or p.comfort_heat_c
-        if present and outdoor > 24:
+        if present and outdoor > p.cool_above_c:
             return "cool", self.desired_set_point or p.comfort_cool_c
         return "off", self.set_point
 

@@ -45,6 +45,7 @@ class WashingMachine(Behaviour):
         self.paused = False
         self.done_left_min = 0.0
         self.drum_c = ROOM_C
+        self.leak_reported = False
 
     def daily_plan(self, day: date, day_rng: np.random.Generator) -> dict[str, float]:
         """Laundry starts a little after the persona's usual hour on laundry days."""
@@ -55,6 +56,10 @@ class WashingMachine(Behaviour):
     def step(self, now: datetime, dt_s: float) -> list[EmittedEvent]:
         """Run the programme and the drum's temperature for one step."""
         events: list[EmittedEvent] = []
+        if "leak" in self.active_faults and not self.leak_reported:
+            self.leak_reported = True
+            data: MetricValues = {"water_flow_lpm": LEAK_FLOW_LPM}
+            events.append(EmittedEvent(time_within(now, dt_s, 0.0), "leak_detected", data))
         if self.phase_index is None and crossed(self.plan(now).get("start"), now, dt_s):
             self.phase_index, self.phase_elapsed_min, self.done_left_min = 0, 0.0, 0.0
             events.append(EmittedEvent(time_within(now, dt_s, 0.05), "cycle_started"))
@@ -67,8 +72,8 @@ class WashingMachine(Behaviour):
                     self.phase_index = None
                     self.cycles += 1
                     self.done_left_min = 30.0
-                    data: MetricValues = {"cycles_since_drum_clean": self.cycles}
-                    events.append(EmittedEvent(time_within(now, dt_s, 1.0), "cycle_finished", data))
+                    done: MetricValues = {"cycles_since_drum_clean": self.cycles}
+                    events.append(EmittedEvent(time_within(now, dt_s, 1.0), "cycle_finished", done))
         elif self.done_left_min > 0:
             self.done_left_min -= dt_s / 60
         heating = self._phase() == "wash" and self.phase_elapsed_min < HEATING_MIN
@@ -130,5 +135,7 @@ class WashingMachine(Behaviour):
         return None
 
     def set_fault(self, kind: str, params: dict[str, Any], active: bool) -> None:
-        """A leak is detected by the machine's sensor."""
+        """A leak is detected by the machine's sensor (and reported once as an event)."""
         super().set_fault(kind, params, active)
+        if not active:
+            self.leak_reported = False

@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyotp
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 from api.app import build_accounts
+from api.security.tokens import verify_token
 from app.settings import Settings
 from devices import service as devices_service
 from devices.catalog import builtin_models
@@ -31,6 +34,7 @@ class SeedUser:
     email: str
     totp_secret: str
     customer_id: int | None = None
+    user_id: int = 0
 
     def code(self) -> str:
         """The current one-time code."""
@@ -66,7 +70,7 @@ def create_users(settings: Settings, alice_id: int, bob_id: int) -> tuple[SeedUs
         try:
             async with pool.connection() as conn:
                 for user, name in zip(users, names, strict=True):
-                    await accounts.create_user(
+                    row = await accounts.create_user(
                         conn,
                         role="customer" if user.customer_id else "operator",
                         email=user.email,
@@ -75,11 +79,30 @@ def create_users(settings: Settings, alice_id: int, bob_id: int) -> tuple[SeedUs
                         customer_id=user.customer_id,
                         totp_secret=user.totp_secret,
                     )
+                    user.user_id = int(row["id"])
         finally:
             await pool.close()
 
     asyncio.run(create())
     return users
+
+
+def issue_session_token(settings: Settings, user: SeedUser) -> str:
+    """A dashboard session token for a live API session of `user` (as after a login)."""
+    accounts = build_accounts(settings)
+
+    async def issue() -> str:
+        assert settings.database_url is not None
+        conn = await AsyncConnection.connect(
+            settings.database_url, row_factory=dict_row, autocommit=False
+        )
+        async with conn:
+            tokens = await accounts.issue_session(conn, user.user_id)
+            await conn.commit()
+        claims = verify_token(accounts.secret_key, tokens.access_token, "access")
+        return json.dumps({"sid": tokens.session_id, "sub": claims.subject})
+
+    return asyncio.run(issue())
 
 
 def seed_fleet(db: Any, settings: Settings, *, extra_devices: int = 20) -> Fleet:

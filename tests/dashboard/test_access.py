@@ -1,0 +1,152 @@
+"""Sign-in with password and TOTP, and authorization inside every callback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.dashboard.conftest import DashboardServer, callback
+from tests.dashboard.seed import PASSWORD, Fleet
+
+FLEET_OUT = "..fleet-body.children...fleet-updated.children.."
+FLEET_IN = [
+    {"id": "tick", "property": "n_intervals", "value": 1},
+    {"id": "viewer-tz", "property": "data", "value": "Asia/Tokyo"},
+]
+LANG = [{"id": "lang", "property": "value", "value": "en"}]
+PRODUCTS_OUT = "..portal-products.children...portal-product.options.."
+DETAIL_OUT = "portal-product-detail.children"
+
+
+def _route(client: Any, server: DashboardServer, path: str) -> dict[str, Any]:
+    response = callback(
+        client,
+        server.app,
+        "..page.children...nav.children...account.children..",
+        [{"id": "url", "property": "pathname", "value": path}, LANG[0]],
+        [{"id": "url", "property": "search", "value": ""}],
+    )
+    assert response.status_code == 200
+    return response.json()["response"]
+
+
+def test_login_needs_password_and_current_one_time_code(
+    dashboard: DashboardServer, fleet: Fleet
+) -> None:
+    client = dashboard.client()
+    for password, otp in (
+        (PASSWORD, "000000"),
+        ("wrong password", fleet.operator.code()),
+        (PASSWORD, ""),
+    ):
+        response = client.post(
+            "/auth/login", data={"email": fleet.operator.email, "password": password, "otp": otp}
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?error=1"
+        assert "kizuna_dashboard" not in response.cookies
+    assert dashboard.login(fleet.operator).cookies.get("kizuna_dashboard")
+
+
+def test_one_time_code_cannot_be_replayed(dashboard: DashboardServer, fleet: Fleet) -> None:
+    code = fleet.alice.code()
+    first = dashboard.client().post(
+        "/auth/login", data={"email": fleet.alice.email, "password": PASSWORD, "otp": code}
+    )
+    second = dashboard.client().post(
+        "/auth/login", data={"email": fleet.alice.email, "password": PASSWORD, "otp": code}
+    )
+    assert first.headers["location"] == "/"
+    assert second.headers["location"] == "/login?error=1"
+
+
+def test_login_redirect_stays_on_this_site(dashboard: DashboardServer, fleet: Fleet) -> None:
+    response = dashboard.client().post(
+        "/auth/login",
+        data={
+            "email": fleet.bob.email,
+            "password": PASSWORD,
+            "otp": fleet.bob.code(),
+            "next": "//evil.example/steal",
+        },
+    )
+    assert response.headers["location"] == "/"
+
+
+def test_anonymous_sees_login_and_callbacks_return_nothing(dashboard: DashboardServer) -> None:
+    client = dashboard.client()
+    page = _route(client, dashboard, "/devices")
+    assert "login-submit" in json.dumps(page["page"])
+    assert callback(client, dashboard.app, FLEET_OUT, FLEET_IN, LANG).status_code == 204
+
+
+def test_customer_cannot_use_operator_callbacks_or_pages(
+    dashboard: DashboardServer, fleet: Fleet
+) -> None:
+    client = dashboard.signed_in(fleet.alice)
+    assert callback(client, dashboard.app, FLEET_OUT, FLEET_IN, LANG).status_code == 204
+    page = json.dumps(_route(client, dashboard, "/devices")["page"])
+    assert "You do not have access" in page
+    assert "bob-car" not in page
+
+
+def test_operator_cannot_use_portal_callbacks(dashboard: DashboardServer, fleet: Fleet) -> None:
+    client = dashboard.signed_in(fleet.operator)
+    response = callback(client, dashboard.app, PRODUCTS_OUT, FLEET_IN, LANG)
+    assert response.status_code == 204
+
+
+def test_customer_sees_only_their_products_and_feed(
+    dashboard: DashboardServer, fleet: Fleet
+) -> None:
+    client = dashboard.signed_in(fleet.alice)
+    products = callback(client, dashboard.app, PRODUCTS_OUT, FLEET_IN, LANG).text
+    assert "alice-car" in products and "alice-fridge" in products
+    assert "bob-car" not in products
+    feed = callback(
+        client, dashboard.app, "..portal-feed.children...portal-prefs.children..", FLEET_IN, LANG
+    ).text
+    assert "80%" in feed
+    assert "Battery is low" not in feed
+
+
+def test_customer_cannot_open_another_customers_product_by_id(
+    dashboard: DashboardServer, fleet: Fleet
+) -> None:
+    client = dashboard.signed_in(fleet.alice)
+    state = [{"id": "viewer-tz", "property": "data", "value": "UTC"}, LANG[0]]
+    own = callback(
+        client,
+        dashboard.app,
+        DETAIL_OUT,
+        [{"id": "portal-product", "property": "value", "value": "alice-car"}],
+        state,
+    )
+    assert "soc_pct" in own.text
+    for forged in ("bob-car", "fleet-001", "' OR 1=1 --", "x" * 500):
+        response = callback(
+            client,
+            dashboard.app,
+            DETAIL_OUT,
+            [{"id": "portal-product", "property": "value", "value": forged}],
+            state,
+        )
+        assert response.status_code == 200
+        assert "Not found" in response.text
+        assert "22.0" not in response.text and "soc_pct" not in response.text
+
+
+def test_sign_out_revokes_the_session(dashboard: DashboardServer, fleet: Fleet) -> None:
+    client = dashboard.signed_in(fleet.operator)
+    stolen_cookie = client.cookies.get("kizuna_dashboard")
+    assert callback(client, dashboard.app, FLEET_OUT, FLEET_IN, LANG).status_code == 200
+    client.post("/auth/logout")
+    replay = dashboard.client()
+    replay.cookies.set("kizuna_dashboard", stolen_cookie or "")
+    assert callback(replay, dashboard.app, FLEET_OUT, FLEET_IN, LANG).status_code == 204
+
+
+def test_forged_session_cookie_is_ignored(dashboard: DashboardServer) -> None:
+    client = dashboard.client()
+    client.cookies.set("kizuna_dashboard", '{"kizuna_session": "{\\"sid\\": \\"x\\"}"}')
+    assert callback(client, dashboard.app, FLEET_OUT, FLEET_IN, LANG).status_code == 204

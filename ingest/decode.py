@@ -85,7 +85,10 @@ def _rejection(exc: ValidationError, uid: str) -> RejectedMessage:
         reason = DeadLetterReason.INVALID_JSON
     else:
         reason = DeadLetterReason.SCHEMA_INVALID
-    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in errors[:5]
+    )
     return RejectedMessage(reason, detail[:MAX_DETAIL], uid)
 
 

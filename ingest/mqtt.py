@@ -123,8 +123,13 @@ class BrokerSession:
             return
         filters = subscription_filters(self._prefix, self._config.shared_group)
         if self._protocol == mqtt.MQTTv5:
-            # Retained messages are never fresh telemetry: do not replay them on subscribe.
-            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            # Retained messages are never fresh telemetry: do not replay them on subscribe,
+            # and keep the retain flag of live ones so retained telemetry can be refused.
+            options = SubscribeOptions(
+                qos=1,
+                retainAsPublished=True,
+                retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND,
+            )
             client.subscribe([(f, options) for f in filters])
         else:
             client.subscribe([(f, 1) for f in filters])

@@ -1,16 +1,23 @@
-"""What operators change from the dashboard (alerts), done through the rules package."""
+"""What operators change from the dashboard (alerts), done through the rules service."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
 
+import structlog
 from psycopg import Connection
 from psycopg.rows import DictRow
 
+from rules import service as rules_service
+from rules.errors import RulesError
+
+log = structlog.get_logger(__name__)
+
 
 class AlertActions(Protocol):
-    """Acknowledge or clear an alert; return the alert's new status."""
+    """Acknowledge or clear an alert; return the alert's status afterwards (or why not)."""
 
     def acknowledge(self, conn: Connection[DictRow], alert_id: int, *, actor: str) -> str: ...
 
@@ -18,15 +25,25 @@ class AlertActions(Protocol):
 
 
 class RulesAlertActions:
-    """The alert lifecycle as implemented by rules/service.py."""
+    """The alert lifecycle as rules/service.py implements it (with history and audit actor)."""
 
-    def _service(self) -> Any:
-        return importlib.import_module("rules.service")
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
 
     def acknowledge(self, conn: Connection[DictRow], alert_id: int, *, actor: str) -> str:
-        """Acknowledge through the rules service."""
-        return str(self._service().acknowledge_alert(conn, alert_id, actor=actor))
+        """active → acknowledged."""
+        try:
+            alert = rules_service.acknowledge_alert(conn, alert_id, actor=actor, at=self._clock())
+        except RulesError as exc:
+            log.info("dashboard.alert_action_refused", alert_id=alert_id, action="acknowledge")
+            return str(exc)
+        return str(alert.status)
 
     def clear(self, conn: Connection[DictRow], alert_id: int, *, actor: str) -> str:
-        """Clear through the rules service."""
-        return str(self._service().clear_alert(conn, alert_id, actor=actor))
+        """active/acknowledged → cleared."""
+        try:
+            alert = rules_service.clear_alert(conn, alert_id, actor=actor, at=self._clock())
+        except RulesError as exc:
+            log.info("dashboard.alert_action_refused", alert_id=alert_id, action="clear")
+            return str(exc)
+        return str(alert.status)

@@ -1,10 +1,12 @@
 """Notification settings (part of the one Kizuna settings object)."""
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class NotifyConfig(BaseModel):
     """Outbox worker and delivery-channel settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     smtp_url: str | None = Field(default=None, description="smtp://user:pass@host:port")
     from_address: str = "friends@kizuna.local"

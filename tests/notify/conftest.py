@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email
 import json
+from email import policy
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -172,7 +174,8 @@ class SmtpSink(Message):
         self.messages: list[Any] = []
 
     def handle_message(self, message: Any) -> None:
-        self.messages.append(message)
+        # Re-read with the modern policy so headers come back decoded (RFC 2047).
+        self.messages.append(email.message_from_bytes(message.as_bytes(), policy=policy.default))
 
 
 @dataclass

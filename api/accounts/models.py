@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from api.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
@@ -27,10 +27,27 @@ Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0
 UserRole = Literal["operator", "support", "customer"]
 
 
+def _refuse_unstorable(value: object) -> object:
+    """NUL and lone surrogates cannot be stored or encrypted: refuse them as input (422)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("NUL characters are not allowed")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
 class Strict(BaseModel):
     """Base of request bodies: unknown fields are an error (no mass assignment)."""
 
     model_config = ConfigDict(extra="forbid", str_max_length=4096)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable_text(cls, value: object) -> object:
+        return _refuse_unstorable(value)
 
 
 class LoginRequest(Strict):

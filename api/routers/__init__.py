@@ -7,7 +7,14 @@ import importlib
 from fastapi import APIRouter
 
 # Add a module here to mount its `router` under /api/v1.
-ROUTER_MODULES: tuple[str, ...] = ("api.routers.auth",)
+ROUTER_MODULES: tuple[str, ...] = (
+    "api.routers.auth",
+    "api.routers.me",
+    "api.routers.users",
+    "api.routers.api_keys",
+    "api.routers.audit",
+    "api.routers.privacy",
+)
 
 
 def all_routers() -> list[APIRouter]:

@@ -10,7 +10,7 @@ from api import audit
 from api.accounts import repo
 from api.accounts.errors import UserNotFound
 from api.accounts.models import UserCreate, UserPublic, UserRole
-from api.deps import AccountsDep, DbConn, OperatorOnly
+from api.deps import AccountsDep, DbConn, OperatorOnly, StaffOnly
 from api.pagination import Page, Pagination, Sort, sort_param
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -22,14 +22,14 @@ UserSort = Annotated[Sort, sort_param(("created_at", "id"), "-created_at")]
 
 @router.get("", response_model=Page[UserPublic], summary="List accounts")
 async def list_users(
-    principal: OperatorOnly,
+    principal: StaffOnly,
     conn: DbConn,
     accounts: AccountsDep,
     page: Pagination,
     sort: UserSort,
     role: Annotated[UserRole | None, Query()] = None,
 ) -> Page[UserPublic]:
-    """Accounts, newest first by default; `sort` is allow-listed."""
+    """Accounts, newest first by default; `sort` is allow-listed; masked for support."""
     after = page.after
     if after is not None and (len(after) != 2 or not isinstance(after[1], int)):
         after = None
@@ -82,9 +82,9 @@ async def create_user(
 
 @router.get("/{public_id}", response_model=UserPublic, summary="One account")
 async def get_user(
-    public_id: PublicId, principal: OperatorOnly, conn: DbConn, accounts: AccountsDep
+    public_id: PublicId, principal: StaffOnly, conn: DbConn, accounts: AccountsDep
 ) -> UserPublic:
-    """One account."""
+    """One account (personal data masked for support)."""
     row = await repo.user_by_public_id(conn, public_id)
     if row is None:
         raise UserNotFound()

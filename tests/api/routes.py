@@ -76,6 +76,6 @@ def all_routes(app: FastAPI) -> list[RouteInfo]:
     for path, route in _api_routes(app):
         calls = set(_calls(route.dependant))
         guards = frozenset(name for fn, name in GUARD_NAMES.items() if fn in calls)
-        for method in sorted(route.methods - {"HEAD"}):
+        for method in sorted((route.methods or set()) - {"HEAD"}):
             found.append(RouteInfo(method, path, guards, deps.owned_device in calls))
     return found

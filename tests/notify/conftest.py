@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import email
 import json
-from email import policy
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 

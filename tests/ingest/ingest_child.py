@@ -19,7 +19,7 @@ from ingest.worker import IngestWorker
 
 def main() -> None:
     """Run ingest until killed."""
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     mode, _, count = os.environ.get("KIZUNA_TEST_KILL", "none:0").partition(":")
     batches = {"n": 0}
 

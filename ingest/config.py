@@ -1,8 +1,10 @@
 """Ingest settings (part of the one Kizuna settings object)."""
 
+from __future__ import annotations
+
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class IngestConfig(BaseModel):
@@ -13,6 +15,11 @@ class IngestConfig(BaseModel):
         default=None, description="MQTT 5 shared-subscription group; set to run several workers."
     )
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    # Per-device affinity without broker support: every worker subscribes to everything
+    # (no shared group) and stores only devices with crc32(uid) % partition_count equal to
+    # its partition_index, acknowledging the rest at once. See docs/ingest.md.
+    partition_count: int = Field(default=1, ge=1, le=1024)
+    partition_index: int = Field(default=0, ge=0)
     batch_max_messages: int = Field(default=2000, ge=1)
     batch_max_wait_ms: int = Field(default=50, ge=1)
     # MQTT 5 flow control: the broker sends at most this many unacked messages, which bounds
@@ -29,3 +36,11 @@ class IngestConfig(BaseModel):
     retry_max_backoff_s: float = Field(default=5.0, gt=0)
     partition_check_interval_s: float = Field(default=3600.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
+
+    @model_validator(mode="after")
+    def _one_scale_out_mode(self) -> IngestConfig:
+        if self.partition_index >= self.partition_count:
+            raise ValueError("partition_index must be below partition_count")
+        if self.partition_count > 1 and self.shared_group:
+            raise ValueError("use either shared_group or partitions, not both")
+        return self

@@ -7,6 +7,7 @@ messages the broker hands us, which is what bounds memory when the database is s
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
@@ -36,6 +37,11 @@ def subscription_filters(prefix: str, shared_group: str | None) -> list[str]:
     if shared_group:
         filters = [f"$share/{shared_group}/{f}" for f in filters]
     return filters
+
+
+def partition_of(device_uid: str, partition_count: int) -> int:
+    """The ingest partition that stores a device (stable across processes and restarts)."""
+    return zlib.crc32(device_uid.encode("utf-8", "surrogateescape")) % partition_count
 
 
 class BrokerSession:
@@ -160,11 +166,23 @@ class BrokerSession:
         except UnicodeDecodeError:
             topic = repr(msg._topic)  # an invalid topic still gets a dead-letter row
         metrics.RECEIVED.inc()
+        if not self._owns(topic):
+            client.ack(msg.mid, msg.qos)  # another partition's worker stores this device
+            return
         self._sink(
             Incoming(
                 topic, bytes(msg.payload), msg.mid, datetime.now(UTC), bool(msg.retain), msg.qos
             )
         )
+
+    def _owns(self, topic: str) -> bool:
+        count = self._config.partition_count
+        if count == 1:
+            return True
+        parts = topic.split("/", 4)
+        if len(parts) < 5:
+            return self._config.partition_index == 0  # malformed: dead-lettered once
+        return partition_of(parts[3], count) == self._config.partition_index
 
     def ack(self, messages: Iterable[Incoming]) -> None:
         """Acknowledge messages whose effects are committed."""

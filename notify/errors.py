@@ -5,6 +5,7 @@ NotifyError
 │   ├── TransientDeliveryError   try again later (receiver down, timeout, 5xx, 429)
 │   └── PermanentDeliveryError   retrying cannot help (bad address, 4xx, refused URL)
 ├── PreferenceError              a preference or profile change is not acceptable
+│   └── DeviceNotShared          the device is not one this person shares
 └── FeedError
     └── PostNotFound             no such post in this person's feed
 """
@@ -30,6 +31,10 @@ class PermanentDeliveryError(DeliveryError):
 
 class PreferenceError(NotifyError):
     """A preference or profile change is not acceptable (message says why)."""
+
+
+class DeviceNotShared(PreferenceError):
+    """The device does not exist or this person does not share it (never says whose)."""
 
 
 class FeedError(NotifyError):

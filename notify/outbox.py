@@ -293,7 +293,8 @@ class Outbox:
             created_at=row["created_at"],
             customer_public_id=person.get("public_id", ""),
             device_uid=uids.get(row["device_id"]),
-            email=self._open(person.get("email_enc"), repo.EMAIL_CONTEXT),
+            email=self._open(person.get("email_enc"), repo.EMAIL_CONTEXT)
+            or self._open(person.get("user_email_enc"), repo.USER_EMAIL_CONTEXT),
             webhook_url=person.get("webhook_url"),
             chat_urls=tuple(chat.split("\n")) if chat else (),
         )

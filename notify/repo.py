@@ -16,7 +16,13 @@ Row = dict[str, Any]
 # FieldCipher contexts of the customer columns notify reads (table.column).
 NAME_CONTEXT = "customers.name_enc"
 EMAIL_CONTEXT = "customers.email_enc"
+USER_EMAIL_CONTEXT = "users.email_enc"  # api/ accounts: a customer's login address
 CHAT_URLS_CONTEXT = "notify_profiles.chat_urls_enc"
+
+# The customer record's address first; else the address the customer signs in with.
+_USER_EMAIL_SQL = """(SELECT u.email_enc FROM users u WHERE u.customer_id = c.id
+                     AND u.email_enc IS NOT NULL ORDER BY u.id LIMIT 1)"""
+_EMAIL_SQL = f"coalesce(c.email_enc, {_USER_EMAIL_SQL})"
 
 # ---------------------------------------------------------------- fan-out
 
@@ -82,9 +88,9 @@ def preference_rows(conn: Conn, customer_ids: Sequence[int]) -> dict[int, list[R
 
 
 def has_email(conn: Conn, customer_ids: Sequence[int]) -> set[int]:
-    """Which of these people have an email address on record."""
+    """Which of these people have an email address on record (customer or login address)."""
     rows = conn.execute(
-        "SELECT id FROM customers WHERE id = ANY(%s) AND email_enc IS NOT NULL",
+        f"SELECT c.id FROM customers c WHERE c.id = ANY(%s) AND {_EMAIL_SQL} IS NOT NULL",
         (list(customer_ids),),
     ).fetchall()
     return {row["id"] for row in rows}
@@ -182,8 +188,8 @@ def claim_due(conn: Conn, limit: int, lease_s: float) -> list[Row]:
 def addresses(conn: Conn, customer_ids: Sequence[int]) -> dict[int, Row]:
     """Public id, sealed email, webhook URL and sealed chat URLs of these people."""
     rows = conn.execute(
-        """SELECT c.id, c.public_id::text AS public_id, c.email_enc, p.webhook_url,
-                  p.chat_urls_enc
+        f"""SELECT c.id, c.public_id::text AS public_id, c.email_enc, p.webhook_url,
+                  p.chat_urls_enc, {_USER_EMAIL_SQL} AS user_email_enc
            FROM customers c LEFT JOIN notify_profiles p ON p.customer_id = c.id
            WHERE c.id = ANY(%s)""",
         (list(customer_ids),),

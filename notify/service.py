@@ -6,7 +6,7 @@ from typing import Any
 
 from notify import repo
 from notify.channels.webhook import check_webhook_url
-from notify.errors import DeliveryError, PostNotFound, PreferenceError
+from notify.errors import DeliveryError, DeviceNotShared, PostNotFound, PreferenceError
 from notify.models import (
     ChannelName,
     Delivery,
@@ -181,7 +181,7 @@ def shared_device_id(conn: repo.Conn, customer_id: int, device_uid: str) -> int:
         (device_uid, customer_id),
     ).fetchone()
     if row is None:
-        raise PreferenceError("no such device")
+        raise DeviceNotShared("no such device")
     return int(row["id"])
 
 

@@ -14,6 +14,8 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.api_keys",
     "api.routers.audit",
     "api.routers.privacy",
+    "api.routers.feed",
+    "api.routers.preferences",
 )
 
 

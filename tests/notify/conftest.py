@@ -26,6 +26,14 @@ from notify.models import ChannelName
 from notify.outbox import Outbox
 from notify.repo import EMAIL_CONTEXT, NAME_CONTEXT
 from store.encryption import FieldCipher
+from tests.api.conftest import (  # noqa: F401  (the real app and users, for the route tests)
+    api,
+    api_settings,
+    customer_a,
+    customer_b,
+    make_user,
+    smtp,
+)
 
 
 @pytest.fixture
@@ -262,9 +270,9 @@ def webhook() -> Iterator[WebhookReceiver]:
     receiver.stop()
 
 
-def real_channels(smtp: SmtpServer) -> dict[ChannelName, Channel]:
+def real_channels(server: SmtpServer) -> dict[ChannelName, Channel]:
     """Email and webhook channels pointed at the test's real servers."""
     return {
-        ChannelName.EMAIL: EmailChannel(smtp.url, "friends@kizuna.test", timeout_s=2),
+        ChannelName.EMAIL: EmailChannel(server.url, "friends@kizuna.test", timeout_s=2),
         ChannelName.WEBHOOK: WebhookChannel(2, allow_private=True),
     }

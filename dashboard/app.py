@@ -65,7 +65,9 @@ def _shell(settings: Settings) -> html.Div:
             dcc.Interval(id="tick", interval=settings.dashboard.refresh_interval_ms),
             html.Header(
                 [
-                    html.A("絆 Kizuna", href="/", className="brand"),
+                    html.A(
+                        [html.Span(className="brand-mark"), "Kizuna"], href="/", className="brand"
+                    ),
                     html.Nav(id="nav", className="nav"),
                     dcc.Dropdown(
                         id="lang",

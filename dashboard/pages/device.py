@@ -61,7 +61,7 @@ def layout(lang: str, params: dict[str, str]) -> html.Div:
                     ),
                     loading(html.Div(id="device-panels", className="grid")),
                 ],
-                className="grid",
+                className="stack",
             ),
         ],
         className="page-body",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -143,16 +144,19 @@ def seed_fleet(db: Any, settings: Settings, *, extra_devices: int = 20) -> Fleet
     for i in range(extra_devices):
         model = ("ev", "washing_machine", "air_conditioner", "refrigerator")[i % 4]
         online = i % 3 != 0
-        _device(
+        lat, lon = _spread(i)
+        uid = _device(
             db,
             model,
             f"fleet-{i:03d}",
             None,
             now - timedelta(hours=0 if online else 3),
-            {"lat": TOKYO[0] + (i % 7) * 0.02, "lon": TOKYO[1] + (i % 5) * 0.03}
-            if model == "ev"
-            else None,
+            {"lat": lat, "lon": lon} if model == "ev" else None,
         )
+        if model != "ev":  # appliances have a registered address
+            db.execute(
+                "UPDATE devices SET latitude = %s, longitude = %s WHERE uid = %s", (lat, lon, uid)
+            )
     _telemetry(db, fleet.alice_devices[0], now)
     fleet.alert_ids = _alerts(db, fleet.alice_devices[0], fleet.bob_devices[0], now)
     _messages(db, alice_id, fleet.alice_devices[0], "充電が80%になりました", now)
@@ -196,6 +200,17 @@ def _device(
         ),
     )
     return uid
+
+
+CITIES = (TOKYO, TOKYO, TOKYO, (34.69, 135.50), (35.18, 136.91), (43.06, 141.35), (33.59, 130.40))
+
+
+def _spread(i: int) -> tuple[float, float]:
+    """Deterministic positions around a few Japanese cities, most of them in Tokyo."""
+    centre = CITIES[i % len(CITIES)]
+    angle = (i * 2.399963) % 6.283185  # golden angle: an even spiral, no randomness
+    radius = 0.02 + 0.25 * ((i * 7919) % 101) / 101
+    return centre[0] + radius * math.sin(angle), centre[1] + radius * 1.2 * math.cos(angle)
 
 
 def device_id(db: Any, uid: str) -> int:

@@ -178,14 +178,14 @@ def test_map_clusters_when_dense_and_shows_devices_when_zoomed(
     monkeypatch.setattr(dashboard.settings.dashboard, "map_max_points", 3)
     dense = draw(None)
     assert "clusters" in dense["map-note"]["children"]
-    # located: two owned cars and the five fleet EVs
-    assert sum(int(t.split(" ")[0]) for t in dense["fleet-map"]["figure"]["data"][0]["text"]) == 7
+    # located: two owned cars, five fleet EVs and fifteen appliances with an address
+    assert sum(int(t.split(" ")[0]) for t in dense["fleet-map"]["figure"]["data"][0]["text"]) == 22
     zoomed = draw(
         {
-            "xaxis.range[0]": 139.69,
-            "xaxis.range[1]": 139.71,
-            "yaxis.range[0]": 35.65,
-            "yaxis.range[1]": 35.67,
+            "xaxis.range[0]": 139.699,
+            "xaxis.range[1]": 139.701,
+            "yaxis.range[0]": 35.659,
+            "yaxis.range[1]": 35.661,
         }
     )
     assert zoomed["fleet-map"]["figure"]["data"][0]["text"] == ["alice-car"]

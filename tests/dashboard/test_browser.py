@@ -1,0 +1,167 @@
+"""The dashboard in headless Chromium: sign in with MFA, fleet, device, alerts, customer portal.
+
+Skipped when chromedriver is missing, unless KIZUNA_REQUIRE_BROWSER=1 (CI), where a missing
+browser is a failure. Screenshots of every page go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from store.db import connect
+from tests.dashboard.conftest import DashboardServer
+from tests.dashboard.seed import PASSWORD, Fleet, SeedUser, seed_fleet
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WAIT_S = 20
+
+
+def _chromedriver() -> str | None:
+    path = shutil.which("chromedriver")
+    if path is None and os.environ.get("KIZUNA_REQUIRE_BROWSER") == "1":
+        pytest.fail("KIZUNA_REQUIRE_BROWSER=1 but chromedriver is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fleet(dash_settings: Settings) -> Fleet:
+    """A larger fleet than the other modules, so screenshots show a realistic picture."""
+    import contextlib
+
+    assert dash_settings.database_url is not None
+    with contextlib.closing(connect(dash_settings.database_url, autocommit=True)) as conn:
+        return seed_fleet(conn, dash_settings, extra_devices=120)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A fresh headless Chromium with its own profile."""
+    driver_path = _chromedriver()
+    if driver_path is None:
+        pytest.skip("chromedriver not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="kizuna-chrome-")
+    options = webdriver.ChromeOptions()
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1440,1100",
+        "--lang=en-US",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(driver: Any, css: str, text: str | None = None) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, WAIT_S)
+    if text is not None:
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+    return wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def _settle(driver: Any) -> None:
+    """Wait until no Dash callback is pending (no loading spinner)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: not d.find_elements("css selector", "[data-dash-is-loading='true']")
+    )
+
+
+def _shot(driver: Any, name: str) -> None:
+    _settle(driver)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def _sign_in(driver: Any, server: DashboardServer, user: SeedUser) -> None:
+    driver.get(server.url + "/")
+    _wait(driver, "#login-email").send_keys(user.email)
+    driver.find_element("css selector", "#login-password").send_keys(PASSWORD)
+    driver.find_element("css selector", "#login-otp").send_keys(user.code())
+    driver.find_element("css selector", "#login-submit").click()
+
+
+def test_operator_signs_in_sees_fleet_opens_device_and_acknowledges_alert(
+    browser: Any, dashboard: DashboardServer, fleet: Fleet
+) -> None:
+    driver = browser
+    driver.get(dashboard.url + "/")
+    _wait(driver, "#login-submit")
+    _shot(driver, "login")
+    _sign_in(driver, dashboard, fleet.operator)
+    assert _wait(driver, "#kpi-devices", "123").text == "123"
+    _wait(driver, "#fleet-models .main-svg")
+    _shot(driver, "fleet")
+
+    driver.get(dashboard.url + "/map")
+    _wait(driver, "#fleet-map .scatterlayer, #fleet-map canvas")
+    _shot(driver, "map")
+
+    driver.get(dashboard.url + "/devices")
+    _wait(driver, "#devices-table a[href='/devices/alice-car']")
+    _shot(driver, "devices")
+    driver.find_element("css selector", "#devices-table a[href='/devices/alice-car']").click()
+    _wait(driver, "#twin-table", "soc_pct")
+    _wait(driver, "#device-chart .scatterlayer .trace")
+    assert "alice-car" in driver.find_element("css selector", "#device-head").text
+    _shot(driver, "device")
+
+    driver.get(dashboard.url + "/alerts")
+    _wait(driver, "#alerts-table")
+    _shot(driver, "alerts")
+    first = fleet.alert_ids[0]
+    driver.find_element("css selector", f"button[id*='alert-ack'][id*='\"id\":{first}']").click()
+    _wait(driver, "#alerts-note", f"#{first}: acknowledged")
+    _wait(driver, "#alerts-table", "acknowledged")
+
+    driver.get(dashboard.url + f"/customers/{fleet.alice_public_id}")
+    _wait(driver, "#customer-health", "Alice Aoki")
+    _shot(driver, "customer")
+    driver.get(dashboard.url + "/rules")
+    _wait(driver, "#rules-table", "ev.low_battery")
+    _shot(driver, "rules")
+
+
+def test_customer_signs_in_and_sees_only_their_products(
+    browser: Any, dashboard: DashboardServer, fleet: Fleet
+) -> None:
+    driver = browser
+    _sign_in(driver, dashboard, fleet.alice)
+    _wait(driver, ".product-card", "Alice Car")
+    _wait(driver, "#feed-list")
+    _wait(driver, "#portal-chart .scatterlayer .trace")
+    page = driver.find_element("css selector", "main").text
+    assert "Alice Fridge" in page
+    assert "Bob" not in page and "bob-car" not in page and "fleet-0" not in page
+    _shot(driver, "portal")
+    driver.get(dashboard.url + "/devices/bob-car")
+    _wait(driver, ".page-body", "You do not have access")

@@ -178,7 +178,7 @@ class DynsecAdmin:
         return box[0]
 
     def ensure_role(self, rolename: str, acls: list[Acl]) -> None:
-        """Create a role with these ACLs, or replace the ACLs of an existing one."""
+        """Create a role with these ACLs, or replace an existing one (delete its clients first)."""
         with contextlib.suppress(BrokerRefused):  # it did not exist
             self.execute([{"command": "deleteRole", "rolename": rolename}])
         acl_json = [a.as_json() for a in acls]
@@ -187,6 +187,8 @@ class DynsecAdmin:
     def create_device(self, prefix: str, uid: str, password: str) -> None:
         """A client for one device, bound to its own client id and role."""
         role = device_role_name(uid)
+        with contextlib.suppress(BrokerRefused):  # a leftover of an unfinished provisioning
+            self.execute([{"command": "deleteClient", "username": uid}])
         self.ensure_role(role, device_acls(prefix, uid))
         self.execute(
             [
@@ -229,9 +231,10 @@ class DynsecAdmin:
     def ensure_service(self, prefix: str, service: str, username: str, password: str) -> None:
         """A platform service's client with its own role (idempotent; resets the password)."""
         role = f"kizuna-service-{service}"
-        self.ensure_role(role, service_acls(prefix, service))
+        # Client before role: Mosquitto 2.0.11 hangs deleting a client whose role was deleted.
         with contextlib.suppress(BrokerRefused):
             self.execute([{"command": "deleteClient", "username": username}])
+        self.ensure_role(role, service_acls(prefix, service))
         self.execute(
             [
                 {

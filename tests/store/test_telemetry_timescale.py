@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,8 @@ def test_hypertable_with_compression_policy_and_dedup():
     url = url_with_database(TIMESCALE_URL, name)
     try:
         upgrade(url)
-        with connect(url, autocommit=True) as conn:
+        with connect(url, autocommit=True) as typed:
+            conn: Any = typed  # rows are dicts; the test reads them directly
             variant = conn.execute(
                 "SELECT variant FROM schema_migrations WHERE id = 'store/0003_telemetry'"
             ).fetchone()

@@ -48,15 +48,20 @@ class SmtpSink:
             self.messages.append(message)
         return "250 OK"
 
+    def clear(self) -> None:
+        """Forget every message received so far."""
+        with self._lock:
+            self.messages.clear()
+
     def to(self, address: str) -> list[Message]:
         """Messages whose envelope recipient is `address`."""
         with self._lock:
             return [m for m in self.messages if address in m["X-Envelope-To"].split(",")]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def smtp() -> Iterator[tuple[SmtpSink, int]]:
-    """A real SMTP server on a free loopback port."""
+    """A real SMTP server on a free loopback port (one per test process)."""
     sink = SmtpSink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
@@ -77,7 +82,8 @@ def api_settings(database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: 
 
 @pytest.fixture
 def mail(smtp: tuple[SmtpSink, int]) -> SmtpSink:
-    """The messages the API sent."""
+    """The messages the API sent during this test."""
+    smtp[0].clear()
     return smtp[0]
 
 

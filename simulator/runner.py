@@ -19,7 +19,7 @@ from simulator.scenarios import scenario_start
 log = structlog.get_logger(__name__)
 
 Register = Callable[[Sequence[DeviceSpec]], None]
-QUIET_S = 3.0  # the platform is settled when nothing changed for this long
+QUIET_S = 2.0  # the platform is settled when nothing changed for this long
 
 
 @dataclass

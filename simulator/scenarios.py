@@ -40,16 +40,15 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 def scenario_start(scenario: Scenario, now: datetime) -> datetime:
     """Where the run starts in device time, so that it ends before the real `now`.
 
-    With `start_weekday`, the start is the latest local midnight (Asia/Tokyo) on that weekday
-    that leaves room for the whole run; so a fault "at 1d19h" falls on a known evening.
+    The start is the latest local midnight (Asia/Tokyo) that leaves room for the whole run
+    (on `start_weekday` when given), so "at: 1d19h" is 19:00 on the second day and a run
+    lives the same hours of the day whenever it is started.
     """
     latest = floor_to(now - scenario.duration - SAFETY_MARGIN, timedelta(minutes=1))
-    if scenario.start_weekday is None:
-        return latest
-    wanted = WEEKDAYS.index(scenario.start_weekday)
+    wanted = WEEKDAYS.index(scenario.start_weekday) if scenario.start_weekday else None
     day = latest.astimezone(TOKYO).date()
     while True:
         midnight = datetime.combine(day, time(0), tzinfo=TOKYO)
-        if day.weekday() == wanted and midnight <= latest:
+        if (wanted is None or day.weekday() == wanted) and midnight <= latest:
             return midnight.astimezone(latest.tzinfo)
         day -= timedelta(days=1)

@@ -21,7 +21,8 @@ BUILDING_GAIN_C = 4.0  # a closed flat sits a little above the outdoor temperatu
 BUILDING_TAU_S = 3 * 3600.0
 HVAC_TAU_S = 1200.0
 BASE_W = 450.0
-W_PER_DEGREE = 35.0
+W_PER_DEGREE = 12.0
+POWER_JITTER = 0.05  # inverter modulation: bounded, so a healthy unit never looks anomalous
 
 
 class AirConditioner(Behaviour):
@@ -91,7 +92,7 @@ class AirConditioner(Behaviour):
             "outdoor_temp_c": self.outdoor,
             "set_point_c": self.set_point,
             "mode": self.mode,
-            "power_w": power * (1 + float(self.rng.normal(0, 0.01))),
+            "power_w": power * (1 + float(self.rng.uniform(-POWER_JITTER, POWER_JITTER))),
             "filter_hours": self.filter_hours,
         }
 

@@ -59,7 +59,8 @@ class WashingMachine(Behaviour):
         if "leak" in self.active_faults and not self.leak_reported:
             self.leak_reported = True
             data: MetricValues = {"water_flow_lpm": LEAK_FLOW_LPM}
-            events.append(EmittedEvent(time_within(now, dt_s, 0.0), "leak_detected", data))
+            # stamped at the end of the step: never before the moment the leak began
+            events.append(EmittedEvent(now, "leak_detected", data))
         if self.phase_index is None and crossed(self.plan(now).get("start"), now, dt_s):
             self.phase_index, self.phase_elapsed_min, self.done_left_min = 0, 0.0, 0.0
             events.append(EmittedEvent(time_within(now, dt_s, 0.05), "cycle_started"))

@@ -22,7 +22,7 @@ def _behaviour(model: str, persona: str = "commuter", seed: int = 5) -> Behaviou
     return make_behaviour(model, context, START)
 
 
-def _live(behaviour: Behaviour, hours: float, every_min: int = 5):  # type: ignore[no-untyped-def]
+def _live(behaviour: Behaviour, hours: float, every_min: int = 5):
     """Yield (time, metrics, events of the step) for `hours` of device time."""
     now = START
     for i in range(int(hours * 60)):

@@ -48,7 +48,7 @@ def _items(messages: list[Outgoing]) -> list[Reading | DeviceEvent]:
     return items
 
 
-def _run(device: SimulatedDevice, hours: float, chunk: timedelta = timedelta(minutes=7)):  # type: ignore[no-untyped-def]
+def _run(device: SimulatedDevice, hours: float, chunk: timedelta = timedelta(minutes=7)):
     sent: list[Outgoing] = []
     now = device.sim_time
     end = START + timedelta(hours=hours)

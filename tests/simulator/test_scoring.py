@@ -12,8 +12,8 @@ from simulator.scoring import ObservedMoment, fetch_moments, resolve, score
 START = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
 EXPECTED = resolve(
     [
-        Expectation(device="f1", kind="refrigerator.too_warm", after="2h", by="4h"),  # type: ignore[arg-type]
-        Expectation(device="w1", kind="washing_machine.leak", after="1h", by="1h10m"),  # type: ignore[arg-type]
+        Expectation(device="f1", kind="refrigerator.too_warm", after="2h", by="4h"),
+        Expectation(device="w1", kind="washing_machine.leak", after="1h", by="1h10m"),
     ],
     START,
     {"f1": "sim-f1", "w1": "sim-w1"},

@@ -182,6 +182,7 @@ class DevicePage:
 
     rows: list[DeviceRow]
     total: int
+    page: int = 0
 
 
 def device_page(conn: Conn, query: DeviceQuery) -> DevicePage:
@@ -196,15 +197,17 @@ def device_page(conn: Conn, query: DeviceQuery) -> DevicePage:
         where
     )
     total_row = conn.execute(sql.SQL("SELECT count(*) AS n {}").format(base), params).fetchone()
+    total = int(total_row["n"]) if total_row else 0
+    page = min(query.page, max(0, (total - 1) // query.page_size))  # past the end: last page
     rows = conn.execute(
         sql.SQL(
             """SELECT d.id, d.uid, d.serial, d.model_id, d.firmware, d.nickname,
                       {online} AS online, t.last_seen {base}
                ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"""
         ).format(online=online, base=base, order=order),
-        {**params, "limit": query.page_size, "offset": query.page * query.page_size},
+        {**params, "limit": query.page_size, "offset": page * query.page_size},
     ).fetchall()
-    return DevicePage([DeviceRow(**r) for r in rows], int(total_row["n"]) if total_row else 0)
+    return DevicePage([DeviceRow(**r) for r in rows], total, page)
 
 
 def _device_filters(query: DeviceQuery) -> tuple[sql.Composable, dict[str, Any]]:

@@ -131,6 +131,7 @@ def register(app: Dash, ctx: DashboardContext) -> None:
     @app.callback(
         Output("devices-table", "data"),
         Output("devices-table", "page_count"),
+        Output("devices-table", "page_current"),
         Output("devices-total", "children"),
         Input("devices-table", "page_current"),
         Input("devices-table", "sort_by"),
@@ -148,7 +149,7 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         status: str | None,
         tz: str | None,
         lang: str | None,
-    ) -> tuple[list[dict[str, Any]], int, str]:
+    ) -> tuple[list[dict[str, Any]], int, int, str]:
         require("operator")
         query = query_from_inputs(
             page_current, sort_by, search, model_id, status, ctx.online_window_s
@@ -157,7 +158,7 @@ def register(app: Dash, ctx: DashboardContext) -> None:
             result = devices_reporting.device_page(conn, query)
         rows = [_row(r, tz, lang) for r in result.rows]
         pages = max(1, math.ceil(result.total / PAGE_SIZE))
-        return rows, pages, f"{result.total:,} {t('devices.total', lang)}"
+        return rows, pages, result.page, f"{result.total:,} {t('devices.total', lang)}"
 
 
 def _row(r: devices_reporting.DeviceRow, tz: str | None, lang: str | None) -> dict[str, Any]:

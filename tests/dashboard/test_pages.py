@@ -40,7 +40,7 @@ def devices_page(
     response = callback(
         client,
         server.app,
-        "..devices-table.data...devices-table.page_count...devices-total.children..",
+        "..devices-table.data...devices-table.page_count...devices-table.page_current...devices-total.children..",
         [
             {"id": "devices-table", "property": "page_current", "value": page},
             {"id": "devices-table", "property": "sort_by", "value": sort or []},
@@ -89,6 +89,9 @@ def test_devices_table_pages_filters_and_sorts_on_the_server(
     evs = devices_page(operator, dashboard, model="ev", status="offline")
     assert {r["model_id"] for r in evs["devices-table"]["data"]} == {"ev"}
     assert all(r["status"] == "Offline" for r in evs["devices-table"]["data"])
+    beyond = devices_page(operator, dashboard, page=10**6)  # past the end: the last page
+    assert beyond["devices-table"]["page_current"] == 0
+    assert len(beyond["devices-table"]["data"]) == 23
     found = devices_page(operator, dashboard, search="ALICE")
     assert [r["serial"] for r in found["devices-table"]["data"]] == [
         "SN-alice-car",

@@ -5,3 +5,4 @@ import typer
 app = typer.Typer(help="Benchmarks that print JSON results.", no_args_is_help=True)
 app.command("layout")(__import__("bench.layout_bench", fromlist=["layout"]).layout)
 app.command("rules")(__import__("bench.rules_bench", fromlist=["rules"]).rules)
+app.command("dashboard")(__import__("bench.dashboard_bench", fromlist=["dashboard"]).dashboard)

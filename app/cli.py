@@ -100,11 +100,15 @@ def serve(
 def demo(
     devices: Annotated[int, typer.Option(help="How many simulated products.")] = 36,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 60.0,
+    verbose: Annotated[bool, typer.Option(help="Show every component's log.")] = False,
 ) -> None:
     """Start everything embedded, with a simulated fleet, and print where to look."""
     from app.demo import run_demo
 
-    run_demo(_settings(), device_count=devices, speed=speed)
+    settings = _settings()
+    if not verbose:
+        configure_logging("warning", settings.log_format)
+    run_demo(settings, device_count=devices, speed=speed, verbose=verbose)
 
 
 @app.command()

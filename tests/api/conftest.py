@@ -26,6 +26,7 @@ from api.config import ApiConfig
 from api.mail import SmtpMailSender
 from app.embedded import free_port
 from app.settings import Settings
+from tests.api.probe import router as probe_router
 from tests.conftest import make_test_settings
 
 # argon2id stays argon2id; only its cost is lowered so the suite stays fast.
@@ -93,6 +94,15 @@ def api(api_settings: Settings, smtp: tuple[SmtpSink, int]) -> Iterator[TestClie
     sender = SmtpMailSender(f"smtp://127.0.0.1:{smtp[1]}", "kizuna@example.com")
     app = create_app(api_settings, mail_sender=sender)
     with TestClient(app, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def probe_api(api_settings: Settings, api: TestClient) -> Iterator[TestClient]:
+    """The app plus tests/api/probe.py routes, sharing the database and users of `api`."""
+    app = create_app(api_settings)
+    app.include_router(probe_router, prefix="/api/v1")
+    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as client:
         yield client
 
 

@@ -440,12 +440,21 @@ def _loc(parts: tuple[int | str, ...]) -> str:
 
 
 def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as [{'path': ..., 'reason': ...}] with clean field paths."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        reason = error["msg"].removeprefix("Value error, ")
-        problems.append({"path": _loc(tuple(error["loc"])), "reason": reason})
-    return problems
+    """Pydantic errors as [{'path': ..., 'reason': ...}] with clean field paths.
+
+    An error on a container whose items already have errors (e.g. "too short" after every
+    item failed) says nothing new, so it is left out.
+    """
+    found = [
+        (_loc(tuple(error["loc"])), error["msg"].removeprefix("Value error, "))
+        for error in exc.errors(include_url=False)
+    ]
+    paths = [path for path, _ in found]
+    return [
+        {"path": path, "reason": reason}
+        for path, reason in found
+        if not any(other.startswith(path + ".") for other in paths)
+    ]
 
 
 def parse_rule_spec(data: Any) -> RuleSpec:

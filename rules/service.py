@@ -83,7 +83,7 @@ def create_rule(conn: repo.Conn, data: Any, *, source: str = "api") -> Rule:
             (
                 spec.key,
                 source,
-                Jsonb(spec.model_dump(mode="json", by_alias=True)),
+                Jsonb(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
                 spec.enabled,
                 scope["scope_model_id"],
                 scope["scope_device_id"],
@@ -109,7 +109,7 @@ def update_rule(conn: repo.Conn, rule_id: int, data: Any) -> Rule:
             f" scope_customer_id = %s, version = version + 1, updated_at = now()"
             f" WHERE id = %s AND deleted_at IS NULL RETURNING {_RULE_COLUMNS}",
             (
-                Jsonb(spec.model_dump(mode="json", by_alias=True)),
+                Jsonb(spec.model_dump(mode="json", by_alias=True, exclude_none=True)),
                 spec.enabled,
                 scope["scope_model_id"],
                 scope["scope_device_id"],
@@ -133,12 +133,12 @@ def get_rule(conn: repo.Conn, rule_id: int) -> Rule:
     return _rule(row)
 
 
-def list_rules(conn: repo.Conn, *, limit: int = 100, offset: int = 0) -> list[Rule]:
-    """Live rules by id."""
+def list_rules(conn: repo.Conn, *, limit: int = 100, after_id: int = 0) -> list[Rule]:
+    """Live rules by id, from just after `after_id` (keyset pagination)."""
     rows = conn.execute(
-        f"SELECT {_RULE_COLUMNS} FROM rules WHERE deleted_at IS NULL ORDER BY id"
-        " LIMIT %s OFFSET %s",
-        (limit, offset),
+        f"SELECT {_RULE_COLUMNS} FROM rules WHERE deleted_at IS NULL AND id > %s ORDER BY id"
+        " LIMIT %s",
+        (after_id, limit),
     ).fetchall()
     return [_rule(row) for row in rows]
 
@@ -207,8 +207,9 @@ def list_alerts(
     *,
     status: str | None = None,
     device_id: int | None = None,
+    device_uid: str | None = None,
     limit: int = 100,
-    offset: int = 0,
+    before_id: tuple[int] | None = None,
 ) -> list[Alert]:
     """Alerts, newest first; `status='open'` means active or acknowledged."""
     where: list[str] = ["true"]
@@ -221,10 +222,15 @@ def list_alerts(
     if device_id is not None:
         where.append("a.device_id = %s")
         params.append(device_id)
+    if device_uid is not None:
+        where.append("d.uid = %s")
+        params.append(device_uid)
+    if before_id is not None:
+        where.append("a.id < %s")
+        params.append(before_id[0])
     rows = conn.execute(
-        f"{_ALERT_SELECT} WHERE {' AND '.join(where)} ORDER BY a.opened_at DESC, a.id DESC"
-        " LIMIT %s OFFSET %s",
-        (*params, limit, offset),
+        f"{_ALERT_SELECT} WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT %s",
+        (*params, limit),
     ).fetchall()
     return [Alert.model_validate(row) for row in rows]
 

@@ -16,6 +16,11 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.privacy",
     "api.routers.feed",
     "api.routers.preferences",
+    "api.routers.devices",
+    "api.routers.commands",
+    "api.routers.customers",
+    "api.routers.rules",
+    "api.routers.alerts",
 )
 
 

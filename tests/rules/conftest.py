@@ -19,6 +19,14 @@ from psycopg.rows import DictRow
 
 from ingest.records import AcceptedEvent, AcceptedReading, StoredBatch
 from rules import service
+from tests.api.conftest import (  # noqa: F401  (the API fixtures, for tests/rules/test_api.py)
+    api,
+    api_settings,
+    make_user,
+    operator,
+    smtp,
+    support,
+)
 from rules.runner import RuleRunner
 from store.db import connect
 

@@ -32,8 +32,10 @@ class _Account:
 class LocalAccounts:
     """Accounts kept in memory: argon2 passwords, TOTP second factor, expiring sessions."""
 
-    def __init__(self, session_ttl_s: float = SESSION_TTL_S) -> None:
-        self._hasher = PasswordHasher()
+    def __init__(
+        self, session_ttl_s: float = SESSION_TTL_S, hasher: PasswordHasher | None = None
+    ) -> None:
+        self._hasher = hasher or PasswordHasher()
         self._accounts: dict[str, _Account] = {}
         self._sessions: dict[str, tuple[Principal, float]] = {}
         self._ttl = session_ttl_s

@@ -19,6 +19,8 @@ from psycopg.rows import DictRow
 
 from ingest.records import AcceptedEvent, AcceptedReading, StoredBatch
 from rules import service
+from rules.runner import RuleRunner
+from store.db import connect
 from tests.api.conftest import (  # noqa: F401  (the API fixtures, for tests/rules/test_api.py)
     api,
     api_settings,
@@ -27,8 +29,6 @@ from tests.api.conftest import (  # noqa: F401  (the API fixtures, for tests/rul
     smtp,
     support,
 )
-from rules.runner import RuleRunner
-from store.db import connect
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 18:00 in Tokyo
 

@@ -111,6 +111,17 @@ def demo(
     run_demo(settings, device_count=devices, speed=speed, verbose=verbose)
 
 
+@app.command("settings")
+def show_settings() -> None:
+    """List every setting with its environment variable and current value (secrets hidden)."""
+    from app.settings import describe_settings
+
+    table = Table("environment variable", "value", "meaning")
+    for variable, value, description in describe_settings(_settings()):
+        table.add_row(variable, value, description)
+    Console().print(table)
+
+
 @app.command()
 def version() -> None:
     """Print the Kizuna version."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.config import ApiConfig
@@ -38,20 +38,37 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    env: Literal["development", "test", "production"] = "development"
-    data_dir: Path = Path(".kizuna")
+    env: Literal["development", "test", "production"] = Field(
+        default="development", description="Outside development, default secrets are refused."
+    )
+    data_dir: Path = Field(
+        default=Path(".kizuna"), description="Embedded database, broker state and demo files."
+    )
     database_url: str | None = Field(
         default=None, description="PostgreSQL/TimescaleDB URL; unset starts an embedded one."
     )
     mqtt_url: str | None = Field(
         default=None, description="mqtt://user:pass@host:port; unset starts an embedded broker."
     )
-    mqtt_topic_prefix: str = Field(default="kizuna", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
-    data_encryption_key: SecretStr = SecretStr(DEVELOPMENT_DATA_KEY)
-    data_encryption_old_keys: list[SecretStr] = Field(default_factory=list)
+    mqtt_topic_prefix: str = Field(
+        default="kizuna",
+        pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+        description="First topic level: {prefix}/v1/devices/{uid}/...",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET_KEY), description="Signs tokens; 32+ random chars."
+    )
+    data_encryption_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_DATA_KEY),
+        description="Base64 of 32 random bytes; encrypts personal data (AES-256-GCM).",
+    )
+    data_encryption_old_keys: list[SecretStr] = Field(
+        default_factory=list, description="Previous keys, still able to decrypt (rotation)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["console", "json"] = "console"
+    log_format: Literal["console", "json"] = Field(
+        default="console", description="json for log collectors."
+    )
 
     store: StoreConfig = StoreConfig()
     ingest: IngestConfig = IngestConfig()
@@ -106,3 +123,28 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, with explicit overrides winning."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def describe_settings(settings: BaseModel, prefix: str = "KIZUNA_") -> list[tuple[str, str, str]]:
+    """(environment variable, current value, description) for every setting, secrets hidden."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        variable = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            rows += describe_settings(value, f"{variable}__")
+            continue
+        shown = "**********" if isinstance(value, SecretStr) else _without_password(str(value))
+        if isinstance(value, list) and value and isinstance(value[0], SecretStr):
+            shown = f"[{len(value)} hidden]"
+        rows.append((variable, shown, field.description or ""))
+    return rows
+
+
+def _without_password(text: str) -> str:
+    """Hide the password of a URL such as postgresql://user:secret@host/db."""
+    parts = urlsplit(text)
+    if not parts.scheme or not parts.password:
+        return text
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -30,3 +30,18 @@ def test_bad_urls_get_clear_errors() -> None:
         Settings(_env_file=None, mqtt_url="http://x")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="KIZUNA_DATABASE_URL"):
         Settings(_env_file=None, database_url="mysql://x")  # type: ignore[call-arg]
+
+
+def test_describe_settings_lists_nested_variables_and_hides_secrets() -> None:
+    from app.settings import describe_settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url="postgresql://kizuna:hunter2-password@db:5432/kizuna",
+        secret_key="x" * 40,
+    )
+    rows = {variable: value for variable, value, _ in describe_settings(settings)}
+    assert rows["KIZUNA_INGEST__BATCH_MAX_MESSAGES"] == "2000"
+    assert rows["KIZUNA_SECRET_KEY"] == "**********"
+    assert rows["KIZUNA_DATABASE_URL"] == "postgresql://kizuna:***@db:5432/kizuna"
+    assert not any("hunter2" in value or "xxxx" in value for value in rows.values())

@@ -64,11 +64,15 @@ def update_customer(conn: Conn, customer_id: int, changes: Row) -> None:
     )
 
 
-def list_customers(conn: Conn, limit: int, offset: int) -> list[Row]:
-    """Customers, newest first."""
+def list_customers(conn: Conn, limit: int, before_id: int | None) -> list[Row]:
+    """Customers, newest first, continuing below `before_id`."""
     return conn.execute(
-        "SELECT * FROM customers WHERE erased_at IS NULL ORDER BY id DESC LIMIT %s OFFSET %s",
-        (limit, offset),
+        """
+        SELECT * FROM customers
+        WHERE erased_at IS NULL AND (%(before)s::bigint IS NULL OR id < %(before)s)
+        ORDER BY id DESC LIMIT %(limit)s
+        """,
+        {"before": before_id, "limit": limit},
     ).fetchall()
 
 
@@ -105,28 +109,32 @@ def device_visible_to(conn: Conn, uid: str, customer_id: int) -> Row | None:
     ).fetchone()
 
 
-def devices_of_customer(conn: Conn, customer_id: int, limit: int, offset: int) -> list[Row]:
-    """Devices the customer currently owns or shares, with their role."""
+def devices_of_customer(
+    conn: Conn, customer_id: int, limit: int, after_uid: str | None
+) -> list[Row]:
+    """Devices the customer currently owns or shares, with their role, by uid."""
     return conn.execute(
         f"""
         SELECT {DEVICE_COLUMNS}, o.role FROM device_ownerships o
         JOIN devices d ON d.id = o.device_id
-        WHERE o.customer_id = %s AND o.ended_at IS NULL
-        ORDER BY d.uid LIMIT %s OFFSET %s
+        WHERE o.customer_id = %(customer)s AND o.ended_at IS NULL
+          AND (%(after)s::text IS NULL OR d.uid > %(after)s)
+        ORDER BY d.uid LIMIT %(limit)s
         """,
-        (customer_id, limit, offset),
+        {"customer": customer_id, "after": after_uid, "limit": limit},
     ).fetchall()
 
 
-def list_devices(conn: Conn, model_id: str | None, limit: int, offset: int) -> list[Row]:
+def list_devices(conn: Conn, model_id: str | None, limit: int, after_uid: str | None) -> list[Row]:
     """Every device (for staff), optionally of one model, by uid."""
     return conn.execute(
         f"""
         SELECT {DEVICE_COLUMNS} FROM devices d
         WHERE (%(model)s::text IS NULL OR d.model_id = %(model)s)
-        ORDER BY d.uid LIMIT %(limit)s OFFSET %(offset)s
+          AND (%(after)s::text IS NULL OR d.uid > %(after)s)
+        ORDER BY d.uid LIMIT %(limit)s
         """,
-        {"model": model_id, "limit": limit, "offset": offset},
+        {"model": model_id, "limit": limit, "after": after_uid},
     ).fetchall()
 
 

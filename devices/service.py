@@ -110,10 +110,10 @@ def update_customer(
 
 
 def list_customers(
-    conn: Conn, cipher: FieldCipher, limit: int = 50, offset: int = 0
+    conn: Conn, cipher: FieldCipher, limit: int = 50, before_id: int | None = None
 ) -> list[CustomerPublic]:
     """Customers for staff, newest first."""
-    return [_customer_out(cipher, r) for r in repo.list_customers(conn, limit, offset)]
+    return [_customer_out(cipher, r) for r in repo.list_customers(conn, limit, before_id)]
 
 
 def register_device(conn: Conn, new: DeviceCreate) -> DevicePublic:
@@ -146,20 +146,19 @@ def device_visible_to(conn: Conn, uid: str, customer_id: int) -> DevicePublic | 
 
 
 def devices_visible_to(
-    conn: Conn, customer_id: int, limit: int = 100, offset: int = 0
+    conn: Conn, customer_id: int, limit: int = 100, after_uid: str | None = None
 ) -> list[DevicePublic]:
     """Every device this customer owns or shares now, with their role on each."""
-    rows = repo.devices_of_customer(conn, customer_id, limit, offset)
+    rows = repo.devices_of_customer(conn, customer_id, limit, after_uid)
     return [DevicePublic.model_validate(r) for r in rows]
 
 
 def list_devices(
-    conn: Conn, model_id: str | None = None, limit: int = 100, offset: int = 0
+    conn: Conn, model_id: str | None = None, limit: int = 100, after_uid: str | None = None
 ) -> list[DevicePublic]:
-    """Every device (staff view)."""
-    return [
-        DevicePublic.model_validate(r) for r in repo.list_devices(conn, model_id, limit, offset)
-    ]
+    """Every device (staff view), by uid."""
+    rows = repo.list_devices(conn, model_id, limit, after_uid)
+    return [DevicePublic.model_validate(r) for r in rows]
 
 
 def rename_device(conn: Conn, uid: str, nickname: str | None) -> DevicePublic:

@@ -19,6 +19,9 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.devices",
     "api.routers.commands",
     "api.routers.customers",
+    "api.routers.devices",
+    "api.routers.commands",
+    "api.routers.customers",
     "api.routers.rules",
     "api.routers.alerts",
 )

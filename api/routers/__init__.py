@@ -19,9 +19,6 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.devices",
     "api.routers.commands",
     "api.routers.customers",
-    "api.routers.devices",
-    "api.routers.commands",
-    "api.routers.customers",
     "api.routers.rules",
     "api.routers.alerts",
 )

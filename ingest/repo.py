@@ -26,8 +26,9 @@ def devices_by_uid(conn: Conn, uids: Sequence[str]) -> list[dict[str, Any]]:
     ).fetchall()
 
 
-def lock_twins(conn: Conn, device_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Create missing twins, then lock every twin of the batch in id order (no deadlocks)."""
+def lock_twins(conn: Conn, device_ids: Sequence[int]) -> dict[int, int | None]:
+    """Create missing twins, lock every twin of the batch in id order (no deadlocks) and
+    return each device's last seq."""
     ids = sorted(set(device_ids))
     conn.execute(
         "INSERT INTO device_twins (device_id) SELECT unnest(%s::bigint[]) "
@@ -35,38 +36,39 @@ def lock_twins(conn: Conn, device_ids: Sequence[int]) -> dict[int, dict[str, Any
         (ids,),
     )
     rows = conn.execute(
-        "SELECT device_id, reported, last_seq FROM device_twins "
+        "SELECT device_id, last_seq FROM device_twins "
         "WHERE device_id = ANY(%s) ORDER BY device_id FOR UPDATE",
         (ids,),
     ).fetchall()
-    return {row["device_id"]: row for row in rows}
+    return {row["device_id"]: row["last_seq"] for row in rows}
 
 
-def update_twins(
-    conn: Conn, updates: Sequence[tuple[int, dict, datetime | None, datetime, int | None]]
-) -> None:
-    """Write (device_id, reported, reported_at, last_seen, last_seq) for locked twins."""
+def update_twins(conn: Conn, updates: Sequence[dict[str, Any]]) -> None:
+    """Merge newest values into locked twins: a metric is replaced only by a newer device time.
+
+    Each update: device_id, reported ({metric: {"v", "t"}}), reported_at, last_seen,
+    last_seq (times as ISO text). One JSON document carries the whole batch.
+    """
     if not updates:
         return
-    ids, reported, reported_at, last_seen, last_seq = zip(*updates, strict=True)
     conn.execute(
         """
         UPDATE device_twins AS t SET
-            reported = u.reported,
+            reported = t.reported || COALESCE((
+                SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(u.reported) AS e
+                WHERE jsonb_typeof(t.reported -> e.key) IS DISTINCT FROM 'object'
+                   OR (t.reported -> e.key ->> 't') IS NULL
+                   OR (t.reported -> e.key ->> 't')::timestamptz
+                      <= (e.value ->> 't')::timestamptz
+            ), '{}'::jsonb),
             reported_at = GREATEST(t.reported_at, u.reported_at),
             last_seen = GREATEST(t.last_seen, u.last_seen),
             last_seq = GREATEST(t.last_seq, u.last_seq)
-        FROM unnest(%s::bigint[], %s::jsonb[], %s::timestamptz[], %s::timestamptz[],
-                    %s::bigint[]) AS u(device_id, reported, reported_at, last_seen, last_seq)
+        FROM jsonb_to_recordset(%s) AS u(device_id bigint, reported jsonb,
+             reported_at timestamptz, last_seen timestamptz, last_seq bigint)
         WHERE t.device_id = u.device_id
         """,
-        (
-            list(ids),
-            [Jsonb(r) for r in reported],
-            list(reported_at),
-            list(last_seen),
-            list(last_seq),
-        ),
+        (Jsonb(list(updates)),),
     )
 
 

@@ -59,17 +59,27 @@ class BatchPlan:
         return sorted({item[0].device_id for group in groups for item in group})
 
 
-def clock_problem(
-    ts: datetime, received_at: datetime, config: IngestConfig
-) -> QuarantineReason | None:
-    """Why a device time cannot be trusted, or None."""
-    if ts > received_at + timedelta(seconds=config.max_future_skew_s):
-        return QuarantineReason.CLOCK_FUTURE
-    if ts < UNSET_CLOCK_BEFORE:
-        return QuarantineReason.CLOCK_UNSET  # 1970 epoch, 2000-01-01 RTC defaults
-    if ts < received_at - timedelta(days=config.max_age_days):
-        return QuarantineReason.CLOCK_TOO_OLD
-    return None
+@dataclass(frozen=True, slots=True)
+class ClockLimits:
+    """How far device time may be from receive time before a reading is quarantined."""
+
+    future: timedelta
+    max_age: timedelta
+
+    @classmethod
+    def of(cls, config: IngestConfig) -> ClockLimits:
+        """The limits configured for ingest."""
+        return cls(timedelta(seconds=config.max_future_skew_s), timedelta(days=config.max_age_days))
+
+    def problem(self, ts: datetime, received_at: datetime) -> QuarantineReason | None:
+        """Why a device time cannot be trusted, or None."""
+        if ts > received_at + self.future:
+            return QuarantineReason.CLOCK_FUTURE
+        if ts < UNSET_CLOCK_BEFORE:
+            return QuarantineReason.CLOCK_UNSET  # 1970 epoch, 2000-01-01 RTC defaults
+        if ts < received_at - self.max_age:
+            return QuarantineReason.CLOCK_TOO_OLD
+        return None
 
 
 def plan_batch(
@@ -79,6 +89,7 @@ def plan_batch(
 ) -> BatchPlan:
     """Check each message against its device and sort it into the plan."""
     plan = BatchPlan(messages=len(decoded))
+    limits = ClockLimits.of(config)
     for item in decoded:
         if isinstance(item, DeadLetter):
             plan.dead.append(item)
@@ -96,15 +107,15 @@ def plan_batch(
         except RejectedMessage as exc:
             plan.dead.append(DeadLetter(item.incoming, exc.reason, exc.detail, item.uid))
             continue
-        _place(plan, item, entry, config)
+        _place(plan, item, entry, limits)
     return plan
 
 
-def _place(plan: BatchPlan, item: Parsed, entry: DeviceEntry, config: IngestConfig) -> None:
+def _place(plan: BatchPlan, item: Parsed, entry: DeviceEntry, limits: ClockLimits) -> None:
     body, incoming = item.body, item.incoming
     if isinstance(body, list):
         for reading in body:
-            problem = clock_problem(reading.ts, incoming.received_at, config)
+            problem = limits.problem(reading.ts, incoming.received_at)
             if problem:
                 plan.quarantine.append((entry, reading, incoming, problem))
             else:
@@ -127,7 +138,7 @@ def write_batch(
     stored_events = _store_events(conn, plan, result)
     _quarantine(conn, plan, result)
     _track_gaps(conn, plan, twins, stored_readings, stored_events, result)
-    _update_twins(conn, plan, twins, stored_readings)
+    _update_twins(conn, plan, stored_readings)
     for entry, status, incoming in plan.statuses:
         apply_status(conn, entry.device_id, status, incoming.received_at)
         result.status_applied += 1
@@ -135,8 +146,8 @@ def write_batch(
         apply_command_ack(conn, entry.device_id, ack, incoming.received_at)
         result.command_acks_applied += 1
     _dead_letter(conn, plan.dead, config, result)
-    batch = _stored_batch(stored_readings, stored_events)
-    if batch.readings or batch.events:
+    if steps and (stored_readings or stored_events):
+        batch = _stored_batch(stored_readings, stored_events)  # steps must not mutate it
         for step in steps:
             step(conn, batch)
     return result
@@ -196,7 +207,7 @@ def _quarantine(conn: repo.Conn, plan: BatchPlan, result: BatchResult) -> None:
 def _track_gaps(
     conn: repo.Conn,
     plan: BatchPlan,
-    twins: Mapping[int, Mapping[str, Any]],
+    last_seqs: Mapping[int, int | None],
     readings: Sequence[tuple[DeviceEntry, Reading, Incoming]],
     events: Sequence[tuple[DeviceEntry, DeviceEvent, Incoming]],
     result: BatchResult,
@@ -213,7 +224,7 @@ def _track_gaps(
         received_at[device_id] = at
     new_gaps, late = [], []
     for device_id, seqs in seen.items():
-        last = twins[device_id]["last_seq"]
+        last = last_seqs[device_id]
         ordered = sorted(seqs)
         previous = ordered[0] - 1 if last is None else last
         for seq in ordered:
@@ -232,7 +243,6 @@ def _track_gaps(
 def _update_twins(
     conn: repo.Conn,
     plan: BatchPlan,
-    twins: Mapping[int, Mapping[str, Any]],
     stored: Sequence[tuple[DeviceEntry, Reading, Incoming]],
 ) -> None:
     """Newest value per metric by device time; last_seen/last_seq for every message seen."""
@@ -240,40 +250,36 @@ def _update_twins(
     reported_at: dict[int, datetime] = {}
     for entry, reading, _ in stored:
         metrics = newest[entry.device_id]
+        ts = reading.ts
         for name, value in reading.metrics.items():
             current = metrics.get(name)
-            if current is None or reading.ts >= current[0]:
-                metrics[name] = (reading.ts, value)
-        if entry.device_id not in reported_at or reading.ts > reported_at[entry.device_id]:
-            reported_at[entry.device_id] = reading.ts
+            if current is None or ts >= current[0]:
+                metrics[name] = (ts, value)
+        if entry.device_id not in reported_at or ts > reported_at[entry.device_id]:
+            reported_at[entry.device_id] = ts
     last_seen: dict[int, datetime] = {}
     last_seq: dict[int, int] = {}
     arrived = [(e.device_id, r.seq, i.received_at) for e, r, i in plan.readings]
     arrived += [(e.device_id, ev.seq, i.received_at) for e, ev, i in plan.events]
     arrived += [(e.device_id, r.seq, i.received_at) for e, r, i, _ in plan.quarantine]
     for device_id, seq, at in arrived:
-        last_seen[device_id] = max(last_seen.get(device_id, at), at)
-        last_seq[device_id] = max(last_seq.get(device_id, seq), seq)
+        if device_id not in last_seen or at > last_seen[device_id]:
+            last_seen[device_id] = at
+        if device_id not in last_seq or seq > last_seq[device_id]:
+            last_seq[device_id] = seq
     updates = []
     for device_id, seen_at in last_seen.items():
-        reported = dict(twins[device_id]["reported"] or {})
-        for name, (ts, value) in newest.get(device_id, {}).items():
-            old = reported.get(name)
-            if not isinstance(old, dict) or _older(old.get("t"), ts):
-                reported[name] = {"v": value, "t": utc_iso(ts)}
+        values = newest.get(device_id, {})
         updates.append(
-            (device_id, reported, reported_at.get(device_id), seen_at, last_seq[device_id])
+            {
+                "device_id": device_id,
+                "reported": {n: {"v": v, "t": utc_iso(ts)} for n, (ts, v) in values.items()},
+                "reported_at": reported_at[device_id].isoformat() if values else None,
+                "last_seen": seen_at.isoformat(),
+                "last_seq": last_seq[device_id],
+            }
         )
     repo.update_twins(conn, updates)
-
-
-def _older(stored_t: Any, ts: datetime) -> bool:
-    if not isinstance(stored_t, str):
-        return True
-    try:
-        return datetime.fromisoformat(stored_t) <= ts
-    except ValueError:
-        return True
 
 
 def _dead_letter(
@@ -306,13 +312,13 @@ def _stored_batch(
     events: Sequence[tuple[DeviceEntry, DeviceEvent, Incoming]],
 ) -> StoredBatch:
     accepted = [
-        AcceptedReading(e.device_id, e.uid, e.model.id, r.seq, r.ts, i.received_at, dict(r.metrics))
+        AcceptedReading(e.device_id, e.uid, e.model.id, r.seq, r.ts, i.received_at, r.metrics)
         for e, r, i in readings
     ]
     accepted.sort(key=lambda a: (a.device_id, a.ts, a.seq))
     accepted_events = [
         AcceptedEvent(
-            e.device_id, e.uid, e.model.id, ev.seq, ev.ts, i.received_at, ev.event, dict(ev.data)
+            e.device_id, e.uid, e.model.id, ev.seq, ev.ts, i.received_at, ev.event, ev.data
         )
         for e, ev, i in events
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -55,18 +55,30 @@ class SlotMap:
 
     model_id: str
     slots: Mapping[str, MetricSlot]
+    width: int = field(init=False)  # length of a full values array
+    _codes: Mapping[str, Mapping[str, str]] = field(init=False, repr=False, compare=False)
 
-    @property
-    def width(self) -> int:
-        """Length of a full values array."""
-        return max((s.slot for s in self.slots.values()), default=0)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", max((s.slot for s in self.slots.values()), default=0))
+        codes = {
+            name: {value: str(code) for code, value in enumerate(s.enum_values)}
+            for name, s in self.slots.items()
+            if s.kind == "enum"
+        }
+        object.__setattr__(self, "_codes", codes)
 
     def encode(self, metrics: Mapping[str, Any]) -> str:
         """A PostgreSQL float8[] literal with each metric at its slot and NULL elsewhere."""
         cells = ["NULL"] * self.width
+        slots = self.slots
         for name, value in metrics.items():
-            slot = self.slots[name]
-            cells[slot.slot - 1] = slot.encode(value)
+            slot = slots[name]
+            if slot.kind == "enum":
+                cells[slot.slot - 1] = self._codes[name][value]
+            elif slot.kind == "boolean":
+                cells[slot.slot - 1] = "1" if value else "0"
+            else:
+                cells[slot.slot - 1] = repr(float(value))
         return "{" + ",".join(cells) + "}"
 
     def decode(self, vals: Sequence[float | None], only: Iterable[str] | None = None) -> dict:

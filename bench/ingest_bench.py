@@ -1,0 +1,413 @@
+"""`kizuna bench ingest`: sustained MQTT → PostgreSQL throughput, loss and publish→commit latency.
+
+Phases, all in one run so the numbers share the machine's load: (1) the load generator's
+own ceiling against a consumer that only acks, (2) ingest under a paced load for the set
+duration, (3) a drain until everything acknowledged by the broker is stored (or a timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import queue
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+METRICS_PER_MESSAGE = 8
+MAX_OUTSTANDING = 5000  # unacked publishes per publisher before it waits
+_SPAWN = mp.get_context("spawn")
+
+
+def _payload(seq: int, now: float) -> bytes:
+    ts = datetime.fromtimestamp(now, UTC).isoformat()
+    return (
+        b'{"seq":%d,"ts":"%s","metrics":{"phase":"wash","remaining_min":%d,'
+        b'"water_flow_lpm":%.2f,"drum_temp_c":%.1f,"leak_detected":false,"power_w":%.1f,'
+        b'"cycles_since_drum_clean":%d,"door_locked":true}}'
+        % (seq, ts.encode(), seq % 120, (seq % 50) / 3, 20 + seq % 40, 100 + seq % 900, seq % 60)
+    )
+
+
+def _connect(url: str, client_id: str, v5: bool) -> Any:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    parts = urlsplit(url)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+    )
+    if parts.username:
+        client.username_pw_set(parts.username, parts.password or "")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=60)
+    return client
+
+
+def publisher_process(
+    index: int,
+    url: str,
+    prefix: str,
+    uids: list[str],
+    rate: float,
+    start_at: float,
+    duration_s: float,
+    results: Any,
+) -> None:
+    """Publish QoS 1 readings round-robin over `uids` at `rate` msg/s (0 = as fast as it can)."""
+    client = _connect(url, f"bench-pub-{prefix}-{index}", v5=False)
+    acked = [0]
+    client.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
+    client.loop_start()
+    topics = [f"{prefix}/v1/devices/{uid}/telemetry" for uid in uids]
+    seqs = [0] * len(uids)
+    sent = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    end = start_at + duration_s
+    while (now := time.time()) < end:
+        target = int(rate * (now - start_at)) if rate else sent + 200
+        while sent < target and sent - acked[0] < MAX_OUTSTANDING:
+            slot = sent % len(uids)
+            seqs[slot] += 1
+            client.publish(topics[slot], _payload(seqs[slot], time.time()), qos=1)
+            sent += 1
+        time.sleep(0.002 if sent - acked[0] < MAX_OUTSTANDING else 0.01)
+    deadline = time.time() + 60
+    while acked[0] < sent and time.time() < deadline:
+        time.sleep(0.05)
+    client.disconnect()
+    client.loop_stop()
+    results.put({"publisher": index, "sent": sent, "acked": acked[0]})
+
+
+def null_consumer_process(
+    url: str, prefix: str, ready: MpEvent, stop: MpEvent, results: Any
+) -> None:
+    """Subscribe with QoS 1, ack at once, count: what the generator and broker can do alone."""
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+
+    client = _connect(url, f"bench-null-{prefix}", v5=True)
+    count = [0]
+    client.on_message = lambda *_: count.__setitem__(0, count[0] + 1)
+    client.on_subscribe = lambda *_: ready.set()
+    client.subscribe(f"{prefix}/v1/devices/+/telemetry", options=SubscribeOptions(qos=1))
+    client.loop_start()
+    stop.wait()
+    client.disconnect()
+    client.loop_stop()
+    results.put({"received": count[0]})
+
+
+def ingest_process(
+    database_url: str,
+    mqtt_url: str,
+    prefix: str,
+    overrides: dict[str, Any],
+    with_rules: bool,
+    ready: MpEvent,
+    stop: MpEvent,
+    results: Any,
+) -> None:
+    """Run the real ingest worker, recording publish→commit latency of every stored reading."""
+    import numpy as np
+
+    from app.logging import configure_logging
+    from app.settings import Settings
+    from ingest.config import IngestConfig
+    from ingest.main import batch_steps
+    from ingest.mqtt import BrokerSession
+    from ingest.records import StoredBatch
+    from ingest.worker import IngestWorker
+
+    configure_logging("warning")
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        mqtt_topic_prefix=prefix,
+        ingest=IngestConfig(client_id=f"bench-ingest-{prefix}", **overrides),
+    )
+    in_batch: list[float] = []
+    latencies: list[float] = []
+    commits: list[tuple[float, int]] = []
+
+    def record(conn: Any, batch: StoredBatch) -> None:
+        in_batch[:] = [r.ts.timestamp() for r in batch.readings]
+
+    def committed(result: Any) -> None:
+        now = time.time()
+        latencies.extend(now - ts for ts in in_batch)
+        commits.append((now, len(in_batch)))
+        in_batch.clear()
+
+    assert settings.database_url and settings.mqtt_url
+    steps = [record, *(batch_steps() if with_rules else [])]
+    worker = IngestWorker(
+        settings.database_url, prefix, settings.ingest, settings.store, steps, committed
+    )
+    session = BrokerSession(settings.mqtt_url, prefix, settings.ingest, worker.submit)
+    session.start()
+    halt = threading.Event()
+
+    def relay_stop() -> None:
+        stop.wait()
+        halt.set()
+
+    threading.Thread(target=relay_stop, daemon=True).start()
+    ready.set()
+    worker.run(session.ack, halt)
+    session.stop()
+    values = np.array(latencies) * 1000 if latencies else np.array([0.0])
+    results.put(
+        {
+            "p50_ms": float(np.percentile(values, 50)),
+            "p99_ms": float(np.percentile(values, 99)),
+            "max_ms": float(values.max()),
+            "commits": commits,
+            "stored": worker.totals.readings_stored,
+            "duplicates": worker.totals.duplicates,
+            "dead_letters": sum(worker.totals.dead_letters.values()),
+            "batches": len(commits),
+        }
+    )
+
+
+def _run_publishers(
+    url: str, prefix: str, uids: list[str], publishers: int, rate: float, duration_s: float
+) -> tuple[list[Any], float, Any]:
+    results = _SPAWN.Queue()
+    start_at = time.time() + 3.0  # spawned interpreters need a moment to import
+    procs = [
+        _SPAWN.Process(
+            target=publisher_process,
+            args=(
+                i,
+                url,
+                prefix,
+                uids[i::publishers],
+                rate / publishers,
+                start_at,
+                duration_s,
+                results,
+            ),
+        )
+        for i in range(publishers)
+    ]
+    for proc in procs:
+        proc.start()
+    return procs, start_at, results
+
+
+def _collect(procs: list[Any], results: Any, timeout_s: float) -> list[dict[str, Any]]:
+    out = []
+    for _ in procs:
+        with contextlib.suppress(queue.Empty):
+            out.append(results.get(timeout=timeout_s))
+    for proc in procs:
+        proc.join(10)
+    return out
+
+
+def measure_ceiling(url: str, uids: list[str], publishers: int, seconds: float) -> float:
+    """Messages per second the publishers and broker deliver to a consumer that only acks."""
+    prefix = f"kzbn{secrets.token_hex(3)}"
+    ready, stop, results = _SPAWN.Event(), _SPAWN.Event(), _SPAWN.Queue()
+    consumer = _SPAWN.Process(
+        target=null_consumer_process, args=(url, prefix, ready, stop, results)
+    )
+    consumer.start()
+    ready.wait(30)
+    procs, _, pub_results = _run_publishers(url, prefix, uids, publishers, 0, seconds)
+    _collect(procs, pub_results, seconds + 90)
+    time.sleep(0.5)
+    stop.set()
+    received = results.get(timeout=30)["received"]
+    consumer.join(10)
+    return received / seconds
+
+
+def _register_devices(database_url: str, count: int) -> list[str]:
+    from devices.catalog_sync import sync_product_models
+    from store.db import connect
+
+    with connect(database_url, autocommit=True) as conn:
+        sync_product_models(conn)
+        rows = conn.execute(
+            "INSERT INTO devices (uid, serial, model_id) "
+            "SELECT 'bench-' || g, 'SN-bench-' || g, 'washing_machine' "
+            "FROM generate_series(1, %s) g RETURNING uid",
+            (count,),
+        ).fetchall()
+    return [row["uid"] for row in rows]
+
+
+def _stored(database_url: str) -> tuple[int, int]:
+    from store.db import connect
+
+    with connect(database_url, autocommit=True) as conn:
+        row: Any = conn.execute(
+            "SELECT count(*) AS n, count(DISTINCT (device_id, seq)) AS d FROM telemetry"
+        ).fetchone()
+    return int(row["n"]), int(row["d"])
+
+
+def run_ingest_bench(
+    database_url: str,
+    mqtt_url: str,
+    *,
+    duration_s: float = 60.0,
+    rate: float = 10_000.0,
+    publishers: int = 4,
+    devices: int = 1000,
+    ceiling_s: float = 10.0,
+    with_rules: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Measure the generator ceiling, then ingest under load; database_url is a migrated DB."""
+    import psutil
+
+    uids = _register_devices(database_url, devices)
+    ceiling = measure_ceiling(mqtt_url, uids, publishers, ceiling_s)
+    prefix = f"kzbi{secrets.token_hex(3)}"
+    ready, stop, results = _SPAWN.Event(), _SPAWN.Event(), _SPAWN.Queue()
+    config = {"session_expiry_s": 300, **(overrides or {})}
+    ingest = _SPAWN.Process(
+        target=ingest_process,
+        args=(database_url, mqtt_url, prefix, config, with_rules, ready, stop, results),
+    )
+    ingest.start()
+    ready.wait(60)
+    proc = psutil.Process(ingest.pid)
+    procs, start_at, pub_results = _run_publishers(
+        mqtt_url, prefix, uids, publishers, rate, duration_s
+    )
+    while time.time() < start_at:
+        time.sleep(0.01)
+    cpu_start, rss_peak = proc.cpu_times(), 0
+    while time.time() < start_at + duration_s:
+        rss_peak = max(rss_peak, proc.memory_info().rss)
+        time.sleep(0.5)
+    cpu_end = proc.cpu_times()
+    published = _collect(procs, pub_results, 120)
+    acked = sum(p["acked"] for p in published)
+    drain_started = time.time()
+    while _stored(database_url)[1] < acked and time.time() < drain_started + 60:
+        rss_peak = max(rss_peak, proc.memory_info().rss)
+        time.sleep(0.25)
+    drain_s = time.time() - drain_started
+    stop.set()
+    report = results.get(timeout=60)
+    ingest.join(30)
+    total, distinct = _stored(database_url)
+    in_window = sum(n for t, n in report["commits"] if start_at <= t <= start_at + duration_s)
+    cpu_s = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
+    msgs_per_s = in_window / duration_s
+    return {
+        "benchmark": "ingest",
+        "duration_s": duration_s,
+        "target_msgs_per_s": rate,
+        "publishers": publishers,
+        "devices": devices,
+        "metrics_per_message": METRICS_PER_MESSAGE,
+        "qos": 1,
+        "with_rules_step": with_rules,
+        "msgs_per_s": round(msgs_per_s),
+        "points_per_s": round(msgs_per_s * METRICS_PER_MESSAGE),
+        "published": acked,
+        "publish_attempted": sum(p["sent"] for p in published),
+        "stored": distinct,
+        "lost": acked - distinct,
+        "duplicates_stored": total - distinct,
+        "duplicates_dropped": report["duplicates"],
+        "dead_letters": report["dead_letters"],
+        "p50_ms": round(report["p50_ms"], 1),
+        "p99_ms": round(report["p99_ms"], 1),
+        "max_ms": round(report["max_ms"], 1),
+        "batches": report["batches"],
+        "drain_s": round(drain_s, 2),
+        "ingest_cpu_pct": round(100 * cpu_s / duration_s, 1),
+        "ingest_rss_mb": round(rss_peak / 2**20, 1),
+        "generator_ceiling_msgs_per_s": round(ceiling),
+        "target_vs_ceiling": round(rate / ceiling, 2) if ceiling else None,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+@contextlib.contextmanager
+def _bench_database(admin_url: str) -> Iterator[str]:
+    from store.db import connect, url_with_database
+    from store.migrate import upgrade
+
+    name = f"kizuna_bench_ingest_{secrets.token_hex(4)}"
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = url_with_database(admin_url, name)
+        upgrade(url)
+        yield url
+    finally:
+        with connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def _services(database_url: str | None, mqtt_url: str | None) -> Iterator[tuple[str, str]]:
+    from app.embedded import embedded_broker, embedded_postgres
+
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kizuna-bench-")))
+        admin = database_url or stack.enter_context(embedded_postgres(work / "pg"))
+        # Our own broker by default: its queue limits are sized for the load (see app/embedded).
+        broker = mqtt_url or stack.enter_context(embedded_broker(work / "broker"))
+        yield stack.enter_context(_bench_database(admin)), broker
+
+
+def ingest(
+    duration: Annotated[float, typer.Option(help="Seconds of sustained load.")] = 60.0,
+    rate: Annotated[float, typer.Option(help="Target messages per second in total.")] = 10_000.0,
+    publishers: Annotated[int, typer.Option(help="Publisher processes.")] = 4,
+    devices: Annotated[int, typer.Option(help="Simulated devices.")] = 1000,
+    ceiling_seconds: Annotated[
+        float, typer.Option(help="Seconds for the generator ceiling.")
+    ] = 10.0,
+    with_rules: Annotated[
+        bool, typer.Option(help="Also run the rules step in each batch.")
+    ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(envvar="KIZUNA_DATABASE_URL", help="Server (a scratch DB is made)."),
+    ] = None,
+    mqtt_url: Annotated[
+        str | None, typer.Option(help="Broker to use; default: start a Mosquitto of our own.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = True,
+) -> None:
+    """Sustained ingest load: throughput, loss, duplicates, publish→commit latency, CPU, RSS."""
+    with _services(database_url, mqtt_url) as (db_url, broker_url):
+        result = run_ingest_bench(
+            db_url,
+            broker_url,
+            duration_s=duration,
+            rate=rate,
+            publishers=publishers,
+            devices=devices,
+            ceiling_s=ceiling_seconds,
+            with_rules=with_rules,
+        )
+    typer.echo(json.dumps(result, indent=2 if as_json else None))

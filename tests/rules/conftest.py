@@ -29,6 +29,7 @@ from tests.api.conftest import (  # noqa: F401  (the API fixtures, for tests/rul
     smtp,
     support,
 )
+from tests.ingest.conftest import make_device, start_ingest  # noqa: F401  (test_through_ingest)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 18:00 in Tokyo
 

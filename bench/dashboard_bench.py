@@ -110,17 +110,17 @@ def build_fleet(url: str, devices: int, rows: int) -> dict[str, float]:
 def _telemetry(conn: Any, devices: int, rows: int) -> None:
     per_device = max(1, (rows - DENSE_DEVICE_ROWS) // devices)
     step_s = 7 * 24 * 3600 / per_device
-    # Device-major order keeps the (device_id, ts, seq) index build cheap; one statement per
-    # thousand devices keeps each transaction's memory bounded.
-    for first in range(1, devices + 1, 1000):
+    # Oldest first, all devices per time step: the physical order ingest produces, which the
+    # BRIN index on ts relies on. A hundred steps per statement bounds each transaction.
+    for newest in range(per_device, 0, -100):
         conn.execute(
             """INSERT INTO telemetry (device_id, ts, seq, received_at, vals)
                SELECT d, now() - make_interval(secs => s * %(step)s + d %% 60),
                       s, now() - make_interval(secs => s * %(step)s + d %% 60),
                       ARRAY[random() * 100, random() * 500, 1, 0, random() * 50]
-               FROM generate_series(%(first)s::int, %(last)s::int) d,
-                    generate_series(1, %(per)s::int) s""",
-            {"step": step_s, "first": first, "last": min(first + 999, devices), "per": per_device},
+               FROM generate_series(%(newest)s::int, %(oldest)s::int, -1) s,
+                    generate_series(1, %(devices)s::int) d""",
+            {"step": step_s, "newest": newest, "oldest": max(1, newest - 99), "devices": devices},
         )
     # One dense EV: a reading every minute for 7 days (the chart benchmark's subject).
     conn.execute(
@@ -267,6 +267,9 @@ def dashboard(
 ) -> None:
     """Fleet overview, 7-day chart, devices table and map callbacks at fleet scale."""
     from app.embedded import embedded_postgres
+    from app.logging import configure_logging
+
+    configure_logging("warning")  # stdout carries the JSON result only
 
     with contextlib.ExitStack() as stack:
         admin = database_url or stack.enter_context(embedded_postgres(Path(".kizuna")))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard.i18n import t
@@ -70,24 +69,45 @@ def table(
     return element
 
 
-def base_figure(*, height: int = 260) -> go.Figure:
+class Figure(dict[str, Any]):
+    """A plotly figure as a plain dict (graph_objects validation costs ~30 ms per figure)."""
+
+    def add_trace(self, trace_type: str, **trace: Any) -> Figure:
+        """Append a trace of `trace_type` (bar, scatter, scattergl...)."""
+        self["data"].append({"type": trace_type, **trace})
+        return self
+
+    def update_layout(self, **layout: Any) -> Figure:
+        """Merge top-level layout keys (nested dicts are merged one level deep)."""
+        for key, value in layout.items():
+            current = self["layout"].get(key)
+            self["layout"][key] = (
+                {**current, **value}
+                if isinstance(current, dict) and isinstance(value, dict)
+                else value
+            )
+        return self
+
+
+def base_figure(*, height: int = 260) -> Figure:
     """An empty figure in the dashboard's style."""
-    fig = go.Figure()
-    fig.update_layout(
-        template="none",  # the default template adds ~10 kB to every figure sent
-        height=height,
-        margin={"l": 40, "r": 10, "t": 10, "b": 30},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="#ffffff",
-        font={"family": "Inter, 'Noto Sans JP', system-ui, sans-serif", "size": 12},
-        legend={"orientation": "h", "y": -0.2},
+    grid = {"gridcolor": "#eef0f4", "zeroline": False}
+    return Figure(
+        data=[],
+        layout={
+            "height": height,
+            "margin": {"l": 40, "r": 10, "t": 10, "b": 30},
+            "paper_bgcolor": "rgba(0,0,0,0)",
+            "plot_bgcolor": "#ffffff",
+            "font": {"family": "Inter, 'Noto Sans JP', system-ui, sans-serif", "size": 12},
+            "legend": {"orientation": "h", "y": -0.2},
+            "xaxis": dict(grid),
+            "yaxis": dict(grid),
+        },
     )
-    fig.update_xaxes(gridcolor="#eef0f4")
-    fig.update_yaxes(gridcolor="#eef0f4")
-    return fig
 
 
-def graph(fig: go.Figure, graph_id: str | None = None) -> dcc.Graph:
+def graph(fig: Figure, graph_id: str | None = None) -> dcc.Graph:
     """A figure without the plotly toolbar clutter."""
     element = dcc.Graph(figure=fig, config={"displaylogo": False, "displayModeBar": False})
     if graph_id:

@@ -6,13 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
 from dashboard.auth import require
 from dashboard.context import DashboardContext
 from dashboard.i18n import format_time, t
-from dashboard.ui import PALETTE, badge, base_figure, card, empty, graph, loading, table
+from dashboard.ui import PALETTE, Figure, badge, base_figure, card, empty, graph, loading, table
 from devices import reporting as devices_reporting
 from devices.catalog import ProductModel
 from notify import reporting as notify_reporting
@@ -117,7 +116,7 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         State("device-uid", "data"),
         State("viewer-tz", "data"),
     )
-    def chart(metric: str | None, range_key: str, uid: str, tz: str | None) -> go.Figure:
+    def chart(metric: str | None, range_key: str, uid: str, tz: str | None) -> Figure:
         require("operator")
         with ctx.connection() as conn:
             detail = devices_reporting.device_detail(conn, str(uid)[:64])
@@ -159,11 +158,12 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         ]
 
 
-def series_figure(points: list[BucketStat], tz: str | None) -> go.Figure:
+def series_figure(points: list[BucketStat], tz: str | None) -> Figure:
     """Mean line with a min–max band, in the viewer's time zone."""
     fig = base_figure(height=300)
     times = [format_time(p.bucket, tz, seconds=True) for p in points]
-    fig.add_scatter(
+    fig.add_trace(
+        "scatter",
         x=times,
         y=[p.max for p in points],
         mode="lines",
@@ -171,7 +171,8 @@ def series_figure(points: list[BucketStat], tz: str | None) -> go.Figure:
         showlegend=False,
         hoverinfo="skip",
     )
-    fig.add_scatter(
+    fig.add_trace(
+        "scatter",
         x=times,
         y=[p.min for p in points],
         mode="lines",
@@ -181,7 +182,8 @@ def series_figure(points: list[BucketStat], tz: str | None) -> go.Figure:
         showlegend=False,
         hoverinfo="skip",
     )
-    fig.add_scatter(
+    fig.add_trace(
+        "scatter",
         x=times,
         y=[p.avg for p in points],
         mode="lines",

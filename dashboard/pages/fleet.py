@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, html
 
 from dashboard.auth import require
 from dashboard.context import DashboardContext
 from dashboard.i18n import format_time, t
-from dashboard.ui import PALETTE, base_figure, card, graph, kpi, loading
+from dashboard.ui import PALETTE, Figure, base_figure, card, graph, kpi, loading
 from devices import reporting as devices_reporting
 from ingest import reporting as ingest_reporting
 from rules import reporting as rules_reporting
@@ -82,7 +81,7 @@ def _body(
 
 def _model_figure(
     by_model: list[devices_reporting.ModelStatus], lang: str | None, ctx: DashboardContext
-) -> go.Figure:
+) -> Figure:
     models = ctx.models
     names = [
         models[m.model_id].names["ja" if lang == "ja" else "en"]
@@ -91,36 +90,40 @@ def _model_figure(
         for m in by_model
     ]
     fig = base_figure()
-    fig.add_bar(
+    fig.add_trace(
+        "bar",
         name=t("common.online", lang),
         x=names,
         y=[m.online for m in by_model],
-        marker_color=PALETTE["online"],
+        marker={"color": PALETTE["online"]},
     )
-    fig.add_bar(
+    fig.add_trace(
+        "bar",
         name=t("common.offline", lang),
         x=names,
         y=[m.offline for m in by_model],
-        marker_color=PALETTE["offline"],
+        marker={"color": PALETTE["offline"]},
     )
     fig.update_layout(barmode="stack")
     return fig
 
 
-def _alert_figure(alerts: dict[str, int]) -> go.Figure:
+def _alert_figure(alerts: dict[str, int]) -> Figure:
     fig = base_figure()
     severities = list(alerts)
-    fig.add_bar(
+    fig.add_trace(
+        "bar",
         x=severities,
         y=[alerts[s] for s in severities],
-        marker_color=[PALETTE.get(s, PALETTE["info"]) for s in severities],
+        marker={"color": [PALETTE.get(s, PALETTE["info"]) for s in severities]},
     )
     return fig
 
 
-def _dead_letter_figure(health: ingest_reporting.IngestHealth) -> go.Figure:
+def _dead_letter_figure(health: ingest_reporting.IngestHealth) -> Figure:
     fig = base_figure()
     reasons = list(health.dead_letters_by_reason) or ["—"]
     counts = [health.dead_letters_by_reason.get(r, 0) for r in reasons]
-    fig.add_bar(y=reasons, x=counts, orientation="h", marker_color=PALETTE["warning"])
+    fig.add_trace("bar", y=reasons, x=counts, orientation="h", marker={"color": PALETTE["warning"]})
+    fig.update_layout(margin={"l": 90, "r": 10, "t": 10, "b": 30})
     return fig

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
 from dashboard.auth import require
 from dashboard.context import DashboardContext
 from dashboard.i18n import t
-from dashboard.ui import base_figure, card, loading
+from dashboard.ui import Figure, base_figure, card, loading
 from devices import reporting as devices_reporting
 
 CELLS_ACROSS = 60
@@ -100,7 +99,7 @@ def _cell_size(conn: Any, bounds: devices_reporting.Bounds) -> float:
     return max(span / CELLS_ACROSS, 1e-4)
 
 
-def _frame(fig: go.Figure, mid_lat: float) -> go.Figure:
+def _frame(fig: Figure, mid_lat: float) -> Figure:
     # Equal-distance axes at this latitude: one degree of longitude is cos(lat) as long.
     fig.update_layout(
         uirevision="fleet-map",
@@ -109,16 +108,17 @@ def _frame(fig: go.Figure, mid_lat: float) -> go.Figure:
         plot_bgcolor="#f4f6fb",
         margin={"l": 50, "r": 10, "t": 10, "b": 40},
     )
-    fig.update_yaxes(
-        scaleanchor="x", scaleratio=1 / max(math.cos(math.radians(mid_lat)), 0.2), title_text="lat"
+    ratio = 1 / max(math.cos(math.radians(mid_lat)), 0.2)
+    fig.update_layout(
+        yaxis={"scaleanchor": "x", "scaleratio": ratio, "title": {"text": "lat"}},
+        xaxis={"title": {"text": "lon"}},
     )
-    fig.update_xaxes(title_text="lon")
     return fig
 
 
 def _points_figure(
     points: list[devices_reporting.MapPoint], ctx: DashboardContext, lang: str | None
-) -> go.Figure:
+) -> Figure:
     fig = base_figure(height=620)
     by_model: dict[str, list[devices_reporting.MapPoint]] = {}
     for p in points:
@@ -127,7 +127,8 @@ def _points_figure(
         model = ctx.models.get(model_id)
         name = model.names["ja" if lang == "ja" else "en"] if model else model_id
         fig.add_trace(
-            go.Scattergl(
+            "scattergl",
+            **dict(
                 x=[p.lon for p in group],
                 y=[p.lat for p in group],
                 mode="markers",
@@ -139,17 +140,18 @@ def _points_figure(
                     "color": MODEL_COLOURS[i % len(MODEL_COLOURS)],
                     "opacity": [1.0 if p.online else 0.35 for p in group],
                 },
-            )
+            ),
         )
     mid = sum(p.lat for p in points) / len(points) if points else 35.68
     return _frame(fig, mid)
 
 
-def _cluster_figure(points: list[devices_reporting.MapPoint]) -> go.Figure:
+def _cluster_figure(points: list[devices_reporting.MapPoint]) -> Figure:
     fig = base_figure(height=620)
     largest = max((p.count for p in points), default=1)
     fig.add_trace(
-        go.Scattergl(
+        "scattergl",
+        **dict(
             x=[p.lon for p in points],
             y=[p.lat for p in points],
             mode="markers",
@@ -166,7 +168,7 @@ def _cluster_figure(points: list[devices_reporting.MapPoint]) -> go.Figure:
                 "line": {"width": 0},
                 "colorbar": {"title": {"text": "online"}, "thickness": 10},
             },
-        )
+        ),
     )
     mid = sum(p.lat for p in points) / len(points) if points else 35.68
     fig.update_layout(showlegend=False)

@@ -167,6 +167,15 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI raises a bare 400 for bodies it cannot decode (bad UTF-8, broken JSON):
+        # that is invalid input like any other, so it gets the same 422.
+        return problem_response(
+            422,
+            "The request body could not be parsed.",
+            extra={"errors": [{"loc": ["body"], "msg": "not parseable", "type": "body_parse"}]},
+            instance=request.url.path,
+        )
     detail = (
         exc.detail
         if isinstance(exc.detail, str)

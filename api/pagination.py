@@ -4,7 +4,8 @@ Every list route uses these, so no route can be asked for an unbounded page, an 
 time range, or an ordering by a column it did not list.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: sort_param's closure annotations must be real
+# objects, because FastAPI cannot resolve closure variables from strings.
 
 import base64
 import hashlib

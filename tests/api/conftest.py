@@ -60,6 +60,13 @@ class SmtpSink:
             return [m for m in self.messages if address in m["X-Envelope-To"].split(",")]
 
 
+def body_text(message: Message) -> str:
+    """The decoded text of a single-part message."""
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
 @pytest.fixture(scope="session")
 def smtp() -> Iterator[tuple[SmtpSink, int]]:
     """A real SMTP server on a free loopback port (one per test process)."""

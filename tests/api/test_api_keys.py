@@ -17,7 +17,7 @@ def make_key(api: TestClient, operator: TestUser, scopes: list[str]) -> dict[str
         KEYS, json={"name": "warehouse", "scopes": scopes}, headers=operator.headers
     )
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def test_key_is_shown_once_and_stored_hashed(api: TestClient, operator: TestUser, db: Any) -> None:

@@ -37,7 +37,7 @@ def full_login(api: TestClient, user: TestUser) -> dict[str, Any]:
         headers={"Authorization": f"Bearer {challenge['mfa_token']}"},
     )
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import PASSWORD, SmtpSink, TestUser
+from tests.api.conftest import PASSWORD, SmtpSink, TestUser, body_text
 from tests.api.test_login import bearer, login
 
 RESET = "/api/v1/auth/password-reset"
@@ -18,7 +18,7 @@ def reset_token(mail: SmtpSink, address: str) -> str:
     """The token in the last reset mail sent to `address`."""
     messages = [m for m in mail.to(address) if "Reset" in m["Subject"]]
     assert messages, f"no reset mail to {address}"
-    body = messages[-1].get_payload(decode=True).decode()
+    body = body_text(messages[-1])
     match = re.search(r"token=([A-Za-z0-9_\-]+)", body)
     assert match
     return match.group(1)
@@ -138,7 +138,7 @@ def test_email_change_needs_reauthentication_and_tells_the_old_address(
     assert ok.status_code == 204, ok.text
     old_notices = [m for m in mail.to(user.email) if "changed" in m["Subject"]]
     assert len(old_notices) == 1
-    assert target not in old_notices[0].get_payload(decode=True).decode()  # masked
+    assert target not in body_text(old_notices[0])  # masked
     assert login(api, user.email).status_code == 401
     assert login(api, target).json()["status"] == "mfa_required"
     # The customer record follows the verified change.

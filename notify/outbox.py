@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import structlog
@@ -62,45 +64,37 @@ class Outbox:
 
     def fan_out(self, conn: repo.Conn) -> int:
         """Turn one batch of new moments into feed posts and outbox rows; return moments done."""
+        started = time.perf_counter()
         with conn.transaction():
-            ids = repo.claim_inbox(conn, self.config.batch_size)
-            if not ids:
+            moments = repo.claim_moments(conn, self.config.batch_size)
+            if not moments:
                 return 0
-            moments = repo.moments(conn, ids)
             people = repo.recipients(conn, sorted({m["device_id"] for m in moments}))
-            recipients = self._recipients(conn, people)
             for moment in moments:
                 for person in people.get(moment["device_id"], []):
-                    self._fan_out_one(conn, moment, recipients[person["customer_id"]])
-        log.debug("notify.fan_out", moments=len(ids))
-        return len(ids)
+                    self._fan_out_one(conn, moment, self._recipient(person))
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        log.debug("notify.fan_out", moments=len(moments), elapsed_ms=elapsed_ms)
+        return len(moments)
 
-    def _recipients(self, conn: repo.Conn, people: dict[int, list[dict[str, Any]]]) -> dict:
-        rows = {p["customer_id"]: p for group in people.values() for p in group}
-        ids = sorted(rows)
-        profiles = repo.profiles(conn, ids)
-        preferences = repo.preference_rows(conn, ids)
-        with_email = repo.has_email(conn, ids)
-        result = {}
-        for cid, row in rows.items():
-            profile = profiles.get(cid, {})
-            reachable = {ChannelName.FEED, ChannelName.MQTT}
-            if cid in with_email and self.channels.get(ChannelName.EMAIL):
-                reachable.add(ChannelName.EMAIL)
-            if profile.get("webhook_url"):
-                reachable.add(ChannelName.WEBHOOK)
-            if profile.get("chat_urls_enc"):
-                reachable.add(ChannelName.CHAT)
-            result[cid] = Recipient(
-                cid,
-                row["language"],
-                row["time_zone"],
-                self._open(row["name_enc"], repo.NAME_CONTEXT),
-                profile,
-                preferences.get(cid, []),
-                frozenset(reachable),
-            )
-        return result
+    def _recipient(self, row: dict[str, Any]) -> Recipient:
+        profile = row["profile"] or {}
+        reachable = {ChannelName.FEED, ChannelName.MQTT}
+        if row["has_email"] and self.channels.get(ChannelName.EMAIL):
+            reachable.add(ChannelName.EMAIL)
+        if profile.get("webhook_url"):
+            reachable.add(ChannelName.WEBHOOK)
+        if profile.get("chat_urls_enc"):
+            reachable.add(ChannelName.CHAT)
+        return Recipient(
+            row["customer_id"],
+            row["language"],
+            row["time_zone"],
+            self._open(row["name_enc"], repo.NAME_CONTEXT),
+            profile,
+            row["preferences"],
+            frozenset(reachable),
+        )
 
     def _open(self, sealed: bytes | None, context: str) -> str | None:
         if not sealed:
@@ -128,15 +122,12 @@ class Outbox:
             "title": message.title,
             "body": message.body,
             "next_attempt_at": self.now(),
-            "feed_post_id": None,
         }
         rows = self._plan(conn, preference, person, moment, base, critical)
-        for row in rows:
-            if row["channel"] == ChannelName.FEED and row["status"] == "sent":
-                row["feed_post_id"] = repo.insert_feed_post(conn, row)
+        posted = any(r["channel"] == ChannelName.FEED and r["status"] == "sent" for r in rows)
         if preference.delivery is Delivery.DIGEST and not critical and _suppressed_all(rows):
             repo.insert_digest_item(conn, base)
-        repo.insert_notifications(conn, rows)
+        repo.record_fan_out(conn, base if posted else None, rows)
 
     def _speaker(self, moment: dict[str, Any], person: Recipient) -> Speaker:
         nickname = moment["nickname"] or _voice_name(moment["model_id"], person.language)
@@ -164,24 +155,21 @@ class Outbox:
             return [row(c, "suppressed", "muted") for c in channels]
         if preference.delivery is Delivery.DIGEST and not critical:
             return [row(c, "suppressed", "digest") for c in channels]
-        since = now - timedelta(seconds=self.config.cooldown_s)
-        if self.config.cooldown_s and repo.notified_since(
-            conn, person.customer_id, moment["device_id"], moment["kind"], since
-        ):
+        profile, zone = person.profile, person.time_zone
+        recent, interruptions = repo.recent_activity(
+            conn,
+            person.customer_id,
+            moment["device_id"],
+            moment["kind"],
+            now - timedelta(seconds=self.config.cooldown_s),
+            local_midnight(now, zone),
+        )
+        if self.config.cooldown_s and recent:
             return [row(c, "suppressed", "cooldown") for c in channels]
         quiet_end = quiet_until(
-            now,
-            person.time_zone,
-            person.profile.get("quiet_start"),
-            person.profile.get("quiet_end"),
+            now, zone, _clock(profile.get("quiet_start")), _clock(profile.get("quiet_end"))
         )
-        cap = person.profile.get("daily_cap", 10)
-        over_cap = not critical and (
-            repo.interruptions_since(
-                conn, person.customer_id, local_midnight(now, person.time_zone)
-            )
-            >= cap
-        )
+        over_cap = not critical and interruptions >= profile.get("daily_cap", 10)
         rows = []
         for channel in channels:
             if channel is ChannelName.FEED:
@@ -335,6 +323,13 @@ def _digest_post(person: dict[str, Any], message: Any) -> dict[str, Any]:
         "title": message.title,
         "body": message.body,
     }
+
+
+def _clock(value: Any) -> dt_time | None:
+    # Profiles arrive as JSON (to_jsonb): times are "HH:MM:SS" text there.
+    if value is None or isinstance(value, dt_time):
+        return value
+    return dt_time.fromisoformat(str(value))
 
 
 def _suppressed_all(rows: list[dict[str, Any]]) -> bool:

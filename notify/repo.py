@@ -27,37 +27,37 @@ _EMAIL_SQL = f"coalesce(c.email_enc, {_USER_EMAIL_SQL})"
 # ---------------------------------------------------------------- fan-out
 
 
-def claim_inbox(conn: Conn, limit: int) -> list[int]:
-    """Take up to `limit` new moments off the inbox (other workers skip them)."""
-    rows = conn.execute(
-        """DELETE FROM notify_inbox WHERE moment_id IN (
-               SELECT moment_id FROM notify_inbox ORDER BY moment_id
-               LIMIT %s FOR UPDATE SKIP LOCKED)
-           RETURNING moment_id""",
-        (limit,),
-    ).fetchall()
-    return sorted(row["moment_id"] for row in rows)
-
-
-def moments(conn: Conn, ids: Sequence[int]) -> list[Row]:
-    """Moments with the device that had them."""
+def claim_moments(conn: Conn, limit: int) -> list[Row]:
+    """Take up to `limit` new moments off the inbox (other workers skip them), with devices."""
     return conn.execute(
-        """SELECT m.id, m.device_id, m.kind, m.severity, m.occurred_at, m.facts, m.alert_id,
+        """WITH claimed AS (
+               DELETE FROM notify_inbox WHERE moment_id IN (
+                   SELECT moment_id FROM notify_inbox ORDER BY moment_id
+                   LIMIT %s FOR UPDATE SKIP LOCKED)
+               RETURNING moment_id)
+           SELECT m.id, m.device_id, m.kind, m.severity, m.occurred_at, m.facts, m.alert_id,
                   d.uid AS device_uid, d.nickname, d.model_id
-           FROM moments m JOIN devices d ON d.id = m.device_id
-           WHERE m.id = ANY(%s) ORDER BY m.id""",
-        (list(ids),),
+           FROM claimed JOIN moments m ON m.id = claimed.moment_id
+           JOIN devices d ON d.id = m.device_id
+           ORDER BY m.id""",
+        (limit,),
     ).fetchall()
 
 
 def recipients(conn: Conn, device_ids: Sequence[int]) -> dict[int, list[Row]]:
-    """The people sharing each device now (owner and family), by device id."""
+    """The people sharing each device now, with their profile, preferences and email presence."""
     rows = conn.execute(
-        """SELECT o.device_id, o.role, c.id AS customer_id, c.public_id::text AS public_id,
-                  c.language, c.time_zone, c.name_enc
-           FROM device_ownerships o JOIN customers c ON c.id = o.customer_id
-           WHERE o.device_id = ANY(%s) AND o.ended_at IS NULL AND c.erased_at IS NULL
-           ORDER BY o.device_id, c.id""",
+        f"""SELECT o.device_id, c.id AS customer_id, c.language, c.time_zone, c.name_enc,
+                   {_EMAIL_SQL} IS NOT NULL AS has_email,
+                   to_jsonb(p) AS profile,
+                   (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                               'device_id', n.device_id, 'moment_kind', n.moment_kind,
+                               'channels', n.channels, 'delivery', n.delivery)), '[]')
+                    FROM notify_preferences n WHERE n.customer_id = c.id) AS preferences
+            FROM device_ownerships o JOIN customers c ON c.id = o.customer_id
+            LEFT JOIN notify_profiles p ON p.customer_id = c.id
+            WHERE o.device_id = ANY(%s) AND o.ended_at IS NULL AND c.erased_at IS NULL
+            ORDER BY o.device_id, c.id""",
         (list(device_ids),),
     ).fetchall()
     by_device: dict[int, list[Row]] = defaultdict(list)
@@ -66,72 +66,45 @@ def recipients(conn: Conn, device_ids: Sequence[int]) -> dict[int, list[Row]]:
     return by_device
 
 
-def profiles(conn: Conn, customer_ids: Sequence[int]) -> dict[int, Row]:
-    """Notification profiles of these people (missing = defaults)."""
-    rows = conn.execute(
-        "SELECT * FROM notify_profiles WHERE customer_id = ANY(%s)", (list(customer_ids),)
-    ).fetchall()
-    return {row["customer_id"]: row for row in rows}
-
-
-def preference_rows(conn: Conn, customer_ids: Sequence[int]) -> dict[int, list[Row]]:
-    """Every preference row of these people."""
-    rows = conn.execute(
-        """SELECT customer_id, device_id, moment_kind, channels, delivery
-           FROM notify_preferences WHERE customer_id = ANY(%s)""",
-        (list(customer_ids),),
-    ).fetchall()
-    by_customer: dict[int, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_customer[row["customer_id"]].append(row)
-    return by_customer
-
-
-def has_email(conn: Conn, customer_ids: Sequence[int]) -> set[int]:
-    """Which of these people have an email address on record (customer or login address)."""
-    rows = conn.execute(
-        f"SELECT c.id FROM customers c WHERE c.id = ANY(%s) AND {_EMAIL_SQL} IS NOT NULL",
-        (list(customer_ids),),
-    ).fetchall()
-    return {row["id"] for row in rows}
-
-
-def notified_since(
-    conn: Conn, customer_id: int, device_id: int, kind: str, since: datetime
-) -> bool:
-    """Whether this person already heard about this kind of moment from this device lately."""
+def recent_activity(
+    conn: Conn, customer_id: int, device_id: int, kind: str, since: datetime, today: datetime
+) -> tuple[bool, int]:
+    """(heard about this kind from this device since `since`, interruptions since `today`)."""
     row = conn.execute(
-        """SELECT 1 FROM notifications
-           WHERE customer_id = %s AND device_id = %s AND kind = %s AND purpose = 'moment'
-             AND created_at >= %s AND (status IN ('sent', 'pending') OR reason = 'digest')
-           LIMIT 1""",
-        (customer_id, device_id, kind, since),
+        """SELECT
+             EXISTS (SELECT 1 FROM notifications
+                     WHERE customer_id = %(cid)s AND device_id = %(did)s AND kind = %(kind)s
+                       AND purpose = 'moment' AND created_at >= %(since)s
+                       AND (status IN ('sent', 'pending') OR reason = 'digest')) AS recent,
+             (SELECT count(DISTINCT moment_id) FROM notifications
+              WHERE customer_id = %(cid)s AND created_at >= %(today)s AND purpose = 'moment'
+                AND channel <> 'feed' AND status IN ('sent', 'pending')) AS interruptions""",
+        {"cid": customer_id, "did": device_id, "kind": kind, "since": since, "today": today},
     ).fetchone()
-    return row is not None
+    assert row is not None
+    return bool(row["recent"]), int(row["interruptions"])
 
 
-def interruptions_since(conn: Conn, customer_id: int, since: datetime) -> int:
-    """How many moments interrupted this person since `since` (for the daily cap)."""
-    row = conn.execute(
-        """SELECT count(DISTINCT moment_id) AS n FROM notifications
-           WHERE customer_id = %s AND created_at >= %s AND purpose = 'moment'
-             AND channel <> 'feed' AND status IN ('sent', 'pending')""",
-        (customer_id, since),
-    ).fetchone()
-    return int(row["n"]) if row else 0
+_INSERT_FEED_POST = """
+    INSERT INTO feed_posts (customer_id, device_id, moment_id, kind, severity, language, title,
+                            body)
+    VALUES (%(customer_id)s, %(device_id)s, %(moment_id)s, %(kind)s, %(severity)s, %(language)s,
+            %(title)s, %(body)s)
+    ON CONFLICT (customer_id, moment_id) DO NOTHING"""
 
 
 def insert_feed_post(conn: Conn, post: Row) -> int | None:
     """Add a post to a person's feed; None when this moment was already posted to them."""
-    row = conn.execute(
-        """INSERT INTO feed_posts (customer_id, device_id, moment_id, kind, severity, language,
-                                   title, body)
-           VALUES (%(customer_id)s, %(device_id)s, %(moment_id)s, %(kind)s, %(severity)s,
-                   %(language)s, %(title)s, %(body)s)
-           ON CONFLICT (customer_id, moment_id) DO NOTHING RETURNING id""",
-        post,
-    ).fetchone()
+    row = conn.execute(_INSERT_FEED_POST + " RETURNING id", post).fetchone()
     return int(row["id"]) if row else None
+
+
+def record_fan_out(conn: Conn, post: Row | None, rows: Sequence[Row]) -> None:
+    """Write a feed post (if any) and the outbox rows in one round trip (pipeline)."""
+    with conn.pipeline():
+        if post is not None:
+            conn.execute(_INSERT_FEED_POST, post)
+        insert_notifications(conn, rows)
 
 
 def insert_notifications(conn: Conn, rows: Sequence[Row]) -> None:
@@ -145,7 +118,11 @@ def insert_notifications(conn: Conn, rows: Sequence[Row]) -> None:
                    feed_post_id, sent_at)
                VALUES (%(moment_id)s, %(customer_id)s, %(device_id)s, %(kind)s, %(severity)s,
                    %(channel)s, %(purpose)s, %(language)s, %(title)s, %(body)s, %(status)s,
-                   %(reason)s, %(next_attempt_at)s, %(feed_post_id)s,
+                   %(reason)s, %(next_attempt_at)s,
+                   CASE WHEN %(channel)s = 'feed' AND %(status)s = 'sent' THEN
+                       (SELECT id FROM feed_posts
+                        WHERE customer_id = %(customer_id)s AND moment_id = %(moment_id)s)
+                   END,
                    CASE WHEN %(status)s = 'sent' THEN now() END)
                ON CONFLICT (moment_id, customer_id, channel, purpose)
                    WHERE moment_id IS NOT NULL DO NOTHING""",

@@ -78,14 +78,14 @@ def import_devices(
     _: OperatorOnly, conn: SyncDbConn, data: Annotated[bytes, Body(media_type="text/csv")]
 ) -> ImportReport | JSONResponse:
     """Body: text/csv with serial,model_id[,uid,firmware,nickname]; bad rows listed by line."""
-    try:
-        with domain_errors():
+    with domain_errors():
+        try:
             return import_devices_csv_bytes(conn, data)
-    except ImportRejected as exc:
-        problems = [{"line": p.line, "reason": p.reason} for p in exc.problems]
-        return problem_response(
-            422, str(exc), extra={"problems": problems, "total_bad": exc.total_bad}
-        )
+        except ImportRejected as exc:
+            problems = [{"line": p.line, "reason": p.reason} for p in exc.problems]
+            return problem_response(
+                422, str(exc), extra={"problems": problems, "total_bad": exc.total_bad}
+            )
 
 
 @router.get("/{device_uid}", summary="One device")

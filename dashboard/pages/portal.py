@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import dash
 from dash import Dash, Input, Output, State, dcc, html
+from pydantic import ValidationError
 
 from dashboard.auth import require
 from dashboard.context import DashboardContext
@@ -18,6 +20,9 @@ from dashboard.pages.device import chart_series, numeric_metrics, series_figure,
 from dashboard.ui import badge, base_figure, card, empty, graph, loading
 from devices import reporting as devices_reporting
 from notify import reporting as notify_reporting
+from notify import service as notify_service
+from notify.errors import NotifyError
+from notify.models import ChannelName, Delivery, PreferenceUpdate
 
 
 def layout(lang: str, _params: dict[str, str]) -> html.Div:
@@ -37,7 +42,10 @@ def layout(lang: str, _params: dict[str, str]) -> html.Div:
                         wide=True,
                     ),
                     card(t("portal.feed", lang), loading(html.Div(id="portal-feed"))),
-                    card(t("portal.preferences", lang), loading(html.Div(id="portal-prefs"))),
+                    card(
+                        t("portal.preferences", lang),
+                        [loading(html.Div(id="portal-prefs")), preferences_form(lang)],
+                    ),
                 ],
                 className="grid",
             ),
@@ -108,13 +116,43 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         ]
 
     @app.callback(
+        Output("prefs-scope", "options"),
+        Input("portal-product", "options"),
+        State("lang", "value"),
+    )
+    def scopes(products: list[dict[str, str]] | None, lang: str | None) -> list[dict[str, str]]:
+        require("customer")
+        return [{"label": t("prefs.all", lang), "value": ""}, *(products or [])]
+
+    @app.callback(
+        Output("prefs-saved", "data"),
+        Output("prefs-note", "children"),
+        Input("prefs-save", "n_clicks"),
+        State("prefs-scope", "value"),
+        State("prefs-channels", "value"),
+        State("prefs-delivery", "value"),
+        State("lang", "value"),
+        prevent_initial_call=True,
+    )
+    def save(
+        _clicks: int | None, scope: str | None, channels: Any, delivery: Any, lang: str | None
+    ) -> tuple[Any, str]:
+        customer_id = require("customer").customer_id
+        assert customer_id is not None
+        refused = save_preference(ctx, customer_id, scope, channels, delivery)
+        if refused:
+            return dash.no_update, f"{t('prefs.refused', lang)} ({refused})"
+        return {"scope": scope}, t("prefs.saved", lang)
+
+    @app.callback(
         Output("portal-feed", "children"),
         Output("portal-prefs", "children"),
         Input("tick", "n_intervals"),
+        Input("prefs-saved", "data"),
         Input("viewer-tz", "data"),
         State("lang", "value"),
     )
-    def feed(_n: int | None, tz: str | None, lang: str | None) -> tuple[Any, Any]:
+    def feed(_n: int | None, _saved: Any, tz: str | None, lang: str | None) -> tuple[Any, Any]:
         customer_id = require("customer").customer_id
         assert customer_id is not None
         with ctx.connection() as conn:
@@ -141,6 +179,49 @@ def register(app: Dash, ctx: DashboardContext) -> None:
             else empty(lang)
         )
         return feed_view, preferences_view(prefs, lang)
+
+
+def preferences_form(lang: str) -> html.Div:
+    """Channels and delivery for all my products or one of them."""
+    return html.Div(
+        [
+            dcc.Dropdown(id="prefs-scope", placeholder=t("prefs.all", lang), className="filter"),
+            dcc.Checklist(
+                id="prefs-channels",
+                options=[{"label": c.value, "value": c.value} for c in ChannelName],
+                value=["feed"],
+                inline=True,
+                className="range-select",
+            ),
+            dcc.RadioItems(
+                id="prefs-delivery",
+                options=[{"label": d.value, "value": d.value} for d in Delivery],
+                value="instant",
+                inline=True,
+                className="range-select",
+            ),
+            html.Button(t("prefs.save", lang), id="prefs-save", className="btn btn-small"),
+            html.Span(id="prefs-note", className="muted"),
+            dcc.Store(id="prefs-saved"),
+        ],
+        className="prefs-form",
+    )
+
+
+def save_preference(
+    ctx: DashboardContext, customer_id: int, scope: str | None, channels: Any, delivery: Any
+) -> str | None:
+    """Store one preference through notify; the reason it was refused, or None."""
+    try:
+        update = PreferenceUpdate(device_uid=scope or None, channels=channels, delivery=delivery)
+    except ValidationError:
+        return "invalid"
+    try:
+        with ctx.connection() as conn:
+            notify_service.set_preference(conn, customer_id, update)
+    except NotifyError:  # e.g. a device this customer does not have
+        return "not found"
+    return None
 
 
 def product_card(

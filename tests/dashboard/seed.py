@@ -21,7 +21,6 @@ from devices import service as devices_service
 from devices.catalog import builtin_models
 from devices.catalog_sync import sync_product_models
 from devices.models import CustomerCreate, DeviceCreate
-from store.db import open_async_pool
 from store.telemetry import TelemetryRow, ensure_slots, insert_telemetry
 
 PASSWORD = "correct horse battery staple 42"
@@ -67,22 +66,20 @@ def create_users(settings: Settings, alice_id: int, bob_id: int) -> tuple[SeedUs
 
     async def create() -> None:
         assert settings.database_url is not None
-        pool = await open_async_pool(settings.database_url, settings.store, "seed")
-        try:
-            async with pool.connection() as conn:
-                for user, name in zip(users, names, strict=True):
-                    row = await accounts.create_user(
-                        conn,
-                        role="customer" if user.customer_id else "operator",
-                        email=user.email,
-                        password=PASSWORD,
-                        display_name=name,
-                        customer_id=user.customer_id,
-                        totp_secret=user.totp_secret,
-                    )
-                    user.user_id = int(row["id"])
-        finally:
-            await pool.close()
+        conn = await AsyncConnection.connect(settings.database_url, row_factory=dict_row)
+        async with conn:
+            for user, name in zip(users, names, strict=True):
+                row = await accounts.create_user(
+                    conn,
+                    role="customer" if user.customer_id else "operator",
+                    email=user.email,
+                    password=PASSWORD,
+                    display_name=name,
+                    customer_id=user.customer_id,
+                    totp_secret=user.totp_secret,
+                )
+                user.user_id = int(row["id"])
+            await conn.commit()
 
     asyncio.run(create())
     return users

@@ -9,11 +9,11 @@ from tests.dashboard.conftest import DashboardServer, callback
 from tests.dashboard.seed import PASSWORD, Fleet
 
 FLEET_OUT = "..fleet-body.children...fleet-updated.children.."
-FLEET_IN = [
+FLEET_IN: list[dict[str, Any]] = [
     {"id": "tick", "property": "n_intervals", "value": 1},
     {"id": "viewer-tz", "property": "data", "value": "Asia/Tokyo"},
 ]
-LANG = [{"id": "lang", "property": "value", "value": "en"}]
+LANG: list[dict[str, Any]] = [{"id": "lang", "property": "value", "value": "en"}]
 PRODUCTS_OUT = "..portal-products.children...portal-product.options.."
 DETAIL_OUT = "portal-product-detail.children"
 
@@ -104,7 +104,11 @@ def test_customer_sees_only_their_products_and_feed(
     assert "alice-car" in products and "alice-fridge" in products
     assert "bob-car" not in products
     feed = callback(
-        client, dashboard.app, "..portal-feed.children...portal-prefs.children..", FLEET_IN, LANG
+        client,
+        dashboard.app,
+        "..portal-feed.children...portal-prefs.children..",
+        [FLEET_IN[0], {"id": "prefs-saved", "property": "data", "value": None}, FLEET_IN[1]],
+        LANG,
     ).text
     assert "80%" in feed
     assert "Battery is low" not in feed
@@ -150,3 +154,42 @@ def test_forged_session_cookie_is_ignored(dashboard: DashboardServer) -> None:
     client = dashboard.client()
     client.cookies.set("kizuna_dashboard", '{"kizuna_session": "{\\"sid\\": \\"x\\"}"}')
     assert callback(client, dashboard.app, FLEET_OUT, FLEET_IN, LANG).status_code == 204
+
+
+def _save_prefs(
+    client: Any, server: DashboardServer, scope: str | None, channels: Any, delivery: Any
+) -> Any:
+    return callback(
+        client,
+        server.app,
+        "..prefs-saved.data...prefs-note.children..",
+        [{"id": "prefs-save", "property": "n_clicks", "value": 1}],
+        [
+            {"id": "prefs-scope", "property": "value", "value": scope},
+            {"id": "prefs-channels", "property": "value", "value": channels},
+            {"id": "prefs-delivery", "property": "value", "value": delivery},
+            LANG[0],
+        ],
+    )
+
+
+def test_customer_saves_preferences_only_for_their_own_products(
+    dashboard: DashboardServer, fleet: Fleet
+) -> None:
+    client = dashboard.signed_in(fleet.alice)
+    saved = _save_prefs(client, dashboard, "alice-car", ["feed", "email"], "digest")
+    assert "Saved." in saved.text
+    forged = _save_prefs(client, dashboard, "bob-car", ["email"], "off")
+    assert "Not saved (not found)" in forged.text
+    junk = _save_prefs(client, dashboard, None, ["fax", "feed"], "always")
+    assert "Not saved (invalid)" in junk.text
+    prefs = callback(
+        client,
+        dashboard.app,
+        "..portal-feed.children...portal-prefs.children..",
+        [FLEET_IN[0], {"id": "prefs-saved", "property": "data", "value": 1}, FLEET_IN[1]],
+        LANG,
+    ).json()
+    prefs = json.dumps(prefs, ensure_ascii=False)
+    assert "alice-car / *" in prefs and "feed, email" in prefs and "digest" in prefs
+    assert "bob-car" not in prefs

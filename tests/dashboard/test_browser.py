@@ -163,5 +163,11 @@ def test_customer_signs_in_and_sees_only_their_products(
     assert "Alice Fridge" in page
     assert "Bob" not in page and "bob-car" not in page and "fleet-0" not in page
     _shot(driver, "portal")
+    driver.find_element("css selector", ".lang-select").click()
+    _wait(driver, "body", "日本語")
+    driver.find_element("xpath", "//*[normalize-space(text())='日本語']").click()
+    _wait(driver, ".page-head h2", "マイ製品")
+    _wait(driver, "#portal-chart .scatterlayer .trace")
+    _shot(driver, "portal_ja")
     driver.get(dashboard.url + "/devices/bob-car")
     _wait(driver, ".page-body", "You do not have access")

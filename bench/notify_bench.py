@@ -195,6 +195,30 @@ def _stages(url: str, sent: dict[str, float]) -> dict[str, float | None]:
     }
 
 
+def run_moment_probes(
+    url: str, watcher: FeedWatcher, uids: list[str], spacing_s: float, wait_s: float
+) -> dict[str, Any]:
+    """The notify stage alone: a moment committed as rules would → post visible in the feed."""
+    committed: dict[str, float] = {}
+    with connect(url, autocommit=True) as conn:
+        for uid in uids:
+            conn.execute(
+                """INSERT INTO moments (device_id, kind, severity, occurred_at, facts, dedup_key)
+                   SELECT id, 'ev.charge_complete', 'info', now(), %s, %s
+                   FROM devices WHERE uid = %s""",
+                ('{"soc_pct": 80, "range_km": 320}', f"bench-{uid}", uid),
+            )
+            committed[uid] = time.time()  # after the commit returned: conservative
+            time.sleep(spacing_s)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and not set(committed) <= set(watcher.seen):
+        time.sleep(0.05)
+    latencies = sorted(
+        (watcher.seen[u] - committed[u]) * 1000 for u in committed if u in watcher.seen
+    )
+    return _summary(latencies, len(committed))
+
+
 def _summary(latencies: list[float], expected: int) -> dict[str, Any]:
     if not latencies:
         return {"expected": expected, "delivered": 0}
@@ -247,6 +271,9 @@ def notify(
     rate: Annotated[int, typer.Option(help="Background telemetry, messages per second.")] = 5000,
     fridges: Annotated[int, typer.Option(help="Background devices.")] = 1000,
     probes: Annotated[int, typer.Option(help="Probe EVs measured under load.")] = 200,
+    moment_probes: Annotated[
+        int, typer.Option(help="Moments written directly (notify stage alone), per phase.")
+    ] = 100,
     reference_probes: Annotated[int, typer.Option(help="Probes on the idle pipeline.")] = 50,
     spacing_ms: Annotated[float, typer.Option(help="Time between probes.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
@@ -267,7 +294,7 @@ def notify(
                     "ingest": IngestConfig(client_id=f"ingest-{prefix}"),
                 }
             )
-            provision(url, fridges, probes + reference_probes)
+            provision(url, fridges, probes + reference_probes + 2 * moment_probes)
             stop = threading.Event()
             components = [
                 threading.Thread(target=run, args=(settings, stop), daemon=True)
@@ -279,16 +306,19 @@ def notify(
             try:
                 time.sleep(1.5)  # ingest subscribes
                 uids = [f"probe-{i}" for i in range(probes + reference_probes)]
+                direct = [f"probe-{i}" for i in range(len(uids), len(uids) + 2 * moment_probes)]
                 _prime_evs(settings, uids)
                 _wait_for_twins(url, len(uids), 60)
                 watcher.thread.start()
                 spacing = spacing_ms / 1000
                 reference = run_probes(settings, watcher, uids[:reference_probes], spacing, 10)
+                stage_idle = run_moment_probes(url, watcher, direct[:moment_probes], spacing, 10)
                 background = Background(settings, fridges, rate)
                 if rate:
                     background.thread.start()
                     time.sleep(2.0)  # reach the steady rate before measuring
                 loaded = run_probes(settings, watcher, uids[reference_probes:], spacing, 30)
+                stage_loaded = run_moment_probes(url, watcher, direct[moment_probes:], spacing, 30)
                 background.stop.set()
                 if rate:
                     background.thread.join(10)
@@ -307,6 +337,8 @@ def notify(
         "background_published": background.published,
         "background_stored": stored,
         "reference_idle": reference,
+        "notify_stage_loaded": stage_loaded,
+        "notify_stage_idle": stage_idle,
         "p50_ratio_loaded_vs_idle": _ratio(loaded, reference, "p50_ms"),
         "p99_ratio_loaded_vs_idle": _ratio(loaded, reference, "p99_ms"),
         "feed_poll_interval_ms": FEED_POLL_S * 1000,

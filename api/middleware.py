@@ -16,6 +16,7 @@ from api.security.principal import Principal
 
 log = structlog.get_logger(__name__)
 
+API_PREFIX = "/api/v1"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Reads of these paths show personal data: every one is audited.
 PERSONAL_DATA_PREFIXES = ("/api/v1/customers", "/api/v1/users", "/api/v1/me")
@@ -106,8 +107,15 @@ class Metrics:
 
 
 def _route_template(request: Request) -> str:
+    """The matched route's path template (bounded label set; ids never become labels)."""
     route: Any = request.scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
+    path = getattr(route, "path", None)
+    if path is None:
+        return "unmatched"
+    # Routes of included routers report their path without the /api/v1 include prefix.
+    if request.url.path.startswith(API_PREFIX) and not path.startswith(API_PREFIX):
+        path = API_PREFIX + path
+    return str(path)
 
 
 def install_middleware(app: FastAPI, metrics: Metrics, max_body_bytes: int) -> None:

@@ -34,7 +34,7 @@ def _user_for(make_user: Any, db: Any, customer: dict[str, Any]) -> TestUser:
     row = db.execute(
         "SELECT id FROM customers WHERE public_id = %s", (customer["public_id"],)
     ).fetchone()
-    return make_user("customer", customer_id=row["id"])  # type: ignore[no-any-return]
+    return make_user("customer", customer_id=row["id"])
 
 
 def _device(api: TestClient, operator: TestUser, model: str, owner: dict[str, Any]) -> str:

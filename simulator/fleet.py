@@ -15,14 +15,13 @@ from typing import Literal
 
 import structlog
 
-from app.broker_url import MqttEndpoint
 from devices.protocol import Channel, device_topic
 from simulator.clock import SimClock, floor_to, utc_now
 from simulator.device import Outgoing, SimulatedDevice
 from simulator.errors import SimulatorError
 from simulator.households import DemoDevice
 from simulator.models import DeviceSpec, FaultSpec
-from simulator.transport import Link
+from simulator.transport import Link, MqttEndpoint
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +48,7 @@ class FleetOptions:
     credentials: Credentials | None = None
     tick_s: float = 0.5
     goodbye: bool = True  # publish an offline status for every device at the end
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
 
 
 @dataclass
@@ -68,6 +68,7 @@ class FleetStats:
     outstanding: int = 0
     offline_devices: int = 0
     sim_time: datetime | None = None
+    sim_start: datetime | None = None
     started: float = field(default_factory=time.monotonic)
     elapsed_s: float = 0.0
 
@@ -99,6 +100,7 @@ class FleetStats:
             "messages_per_s": round(rate, 1),
             "readings_per_s": round(self.readings / self.elapsed_s, 1) if self.elapsed_s else 0.0,
             "sim_time": self.sim_time.isoformat() if self.sim_time else None,
+            "sim_start": self.sim_start.isoformat() if self.sim_start else None,
         }
 
 
@@ -141,7 +143,7 @@ class Fleet:
         self.endpoint = MqttEndpoint.from_url(options.mqtt_url)
         self.links: list[Link] = []
         self.link_of: dict[str, Link] = {}
-        self.stats = FleetStats(devices=len(self.devices))
+        self.stats = FleetStats(devices=len(self.devices), sim_start=self.start)
         self._was_offline: set[str] = set()
         self._backlog: dict[str, list[Outgoing]] = {d.uid: [] for d in self.devices}
 
@@ -254,15 +256,17 @@ class Fleet:
                     self.stats.count(status)
 
     def _wait_connected(self) -> None:
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        """Wait for every link; fail fast and clearly when the broker refuses one."""
+        deadline = time.monotonic() + self.options.connect_timeout_s
         for link in self.links:
-            if not link.connected.wait(max(0.0, deadline - time.monotonic())):
-                reason = link.refused or "no answer"
-                self._close()
-                raise SimulatorError(
-                    f"could not connect to {self.endpoint.host}:{self.endpoint.port} as "
-                    f"{link.client_id}: {reason}"
-                )
+            while not link.connected.wait(0.05):
+                if link.refused or time.monotonic() > deadline:
+                    reason = link.refused or "no answer"
+                    self._close()
+                    raise SimulatorError(
+                        f"could not connect to {self.endpoint.host}:{self.endpoint.port} as "
+                        f"{link.client_id}: {reason}"
+                    )
 
     def _tick(self, target: datetime) -> None:
         for device in self.devices:

@@ -12,7 +12,9 @@ import contextlib
 import random
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 import structlog
@@ -21,7 +23,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from app.broker_url import MqttEndpoint
 from simulator.device import Outgoing
 
 log = structlog.get_logger(__name__)
@@ -30,6 +31,32 @@ RECONNECT_BASE_S = 0.5
 RECONNECT_CAP_S = 30.0
 DISCONNECT_WITH_WILL = 4  # MQTT 5 reason code: "please publish my last will"
 KEEPALIVE_S = 30
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """Where and as whom to connect, from an mqtt:// or mqtts:// URL."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttEndpoint:
+        """Parse `mqtt://user:password@host:port` (mqtts:// for TLS)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError(f"not an MQTT URL: {parts.scheme}:// (use mqtt://host:1883)")
+        tls = parts.scheme == "mqtts"
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:

@@ -78,6 +78,7 @@ def _child_environment(live: Settings, api_port: int, dashboard_port: int) -> di
         "KIZUNA_DATABASE_URL": live.database_url,
         "KIZUNA_MQTT_URL": live.mqtt_url,
         "KIZUNA_MQTT_TOPIC_PREFIX": live.mqtt_topic_prefix,
+        "KIZUNA_INGEST__MQTT_PROTOCOL": live.ingest.mqtt_protocol,
         "KIZUNA_DATA_DIR": str(live.data_dir.resolve()),
         "KIZUNA_API__PORT": str(api_port),
         "KIZUNA_DASHBOARD__PORT": str(dashboard_port),

@@ -13,7 +13,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 import structlog
@@ -64,6 +66,30 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         log.info("embedded_postgres.stopped")
 
 
+BrokerChoice = Literal["auto", "mosquitto", "rumqttd"]
+
+
+@dataclass(frozen=True)
+class EmbeddedBroker:
+    """A running embedded broker and what it supports."""
+
+    url: str
+    kind: Literal["mosquitto", "rumqttd"]
+
+    @property
+    def supports_mqtt5(self) -> bool:
+        """rumqttd's plain listener speaks MQTT 3.1.1 only; Mosquitto 2 speaks both."""
+        return self.kind == "mosquitto"
+
+
+def find_mosquitto() -> str | None:
+    """The mosquitto binary, if installed (Debian puts it in /usr/sbin)."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+
+
 def _mosquitto_config(port: int, state_dir: Path) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     config = state_dir / "mosquitto.conf"
@@ -90,12 +116,14 @@ def _mosquitto_config(port: int, state_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def embedded_broker(data_dir: Path, port: int | None = None) -> Iterator[str]:
-    """Run an MQTT broker on loopback; yield its mqtt:// URL."""
+def embedded_broker(
+    data_dir: Path, port: int | None = None, choice: BrokerChoice = "auto"
+) -> Iterator[EmbeddedBroker]:
+    """Run an MQTT broker on loopback: Mosquitto when installed (or asked for), else rumqttd."""
     port = port or free_port()
-    mosquitto = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    mosquitto = find_mosquitto() if choice != "rumqttd" else None
+    if choice == "mosquitto" and mosquitto is None:
+        raise RuntimeError("KIZUNA_EMBEDDED_BROKER=mosquitto but mosquitto is not installed")
     if mosquitto:
         config = _mosquitto_config(port, data_dir / "mosquitto")
         process = subprocess.Popen(
@@ -106,7 +134,7 @@ def embedded_broker(data_dir: Path, port: int | None = None) -> Iterator[str]:
         try:
             wait_for_port("127.0.0.1", port, BROKER_START_TIMEOUT_S)
             log.info("embedded_broker.started", kind="mosquitto", port=port)
-            yield f"mqtt://127.0.0.1:{port}"
+            yield EmbeddedBroker(f"mqtt://127.0.0.1:{port}", "mosquitto")
         finally:
             process.terminate()
             try:
@@ -123,7 +151,7 @@ def embedded_broker(data_dir: Path, port: int | None = None) -> Iterator[str]:
     broker.start(timeout=BROKER_START_TIMEOUT_S)
     try:
         log.info("embedded_broker.started", kind="rumqttd", port=port)
-        yield f"mqtt://127.0.0.1:{port}"
+        yield EmbeddedBroker(f"mqtt://127.0.0.1:{port}", "rumqttd")
     finally:
         broker.stop()
         log.info("embedded_broker.stopped", kind="rumqttd")

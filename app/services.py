@@ -17,7 +17,14 @@ def running_services(settings: Settings, *, migrate: bool = True) -> Iterator[Se
         database_url = settings.database_url or stack.enter_context(
             embedded_postgres(settings.data_dir)
         )
-        mqtt_url = settings.mqtt_url or stack.enter_context(embedded_broker(settings.data_dir))
+        update: dict[str, object] = {"database_url": database_url}
+        if settings.mqtt_url is None:
+            broker = stack.enter_context(
+                embedded_broker(settings.data_dir, choice=settings.embedded_broker)
+            )
+            update["mqtt_url"] = broker.url
+            if not broker.supports_mqtt5:
+                update["ingest"] = settings.ingest.model_copy(update={"mqtt_protocol": "3.1.1"})
         if migrate:
             upgrade(database_url)
-        yield settings.model_copy(update={"database_url": database_url, "mqtt_url": mqtt_url})
+        yield settings.model_copy(update=update)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None, description="mqtt://user:pass@host:port; unset starts an embedded broker."
     )
+    embedded_broker: Literal["auto", "mosquitto", "rumqttd"] = Field(
+        default="auto", description="Embedded broker: Mosquitto when installed, else rumqttd."
+    )
     mqtt_topic_prefix: str = Field(
         default="kizuna",
         pattern=r"^[A-Za-z0-9_\-]{1,64}$",

@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -96,15 +97,41 @@ def database_url(postgres_admin_url: str, template_database: str) -> Iterator[st
         drop_database(postgres_admin_url, url)
 
 
+@dataclass(frozen=True)
+class TestBroker:
+    """The broker the suite talks to, and whether it speaks MQTT 5."""
+
+    __test__ = False
+    url: str
+    supports_mqtt5: bool
+
+
 @pytest.fixture(scope="session")
-def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A URL to a real MQTT broker."""
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBroker]:
+    """A real MQTT broker: KIZUNA_TEST_MQTT_URL (an MQTT 5 broker) or an embedded one."""
     url = os.environ.get(TEST_MQTT_ENV)
     if url:
-        yield url
+        yield TestBroker(url, supports_mqtt5=True)
         return
-    with embedded_broker(tmp_path_factory.mktemp("embedded-broker")) as embedded_url:
-        yield embedded_url
+    choice = os.environ.get("KIZUNA_EMBEDDED_BROKER", "auto")
+    if choice not in ("auto", "mosquitto", "rumqttd"):
+        raise ValueError(f"KIZUNA_EMBEDDED_BROKER={choice!r}: use auto, mosquitto or rumqttd")
+    folder = tmp_path_factory.mktemp("embedded-broker")
+    with embedded_broker(folder, choice=choice) as broker:  # type: ignore[arg-type]
+        yield TestBroker(broker.url, broker.supports_mqtt5)
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(mqtt_broker: TestBroker) -> str:
+    """A URL to a real MQTT broker."""
+    return mqtt_broker.url
+
+
+@pytest.fixture
+def requires_mqtt5(mqtt_broker: TestBroker) -> None:
+    """Skip a test that needs MQTT 5 features when the embedded broker speaks 3.1.1 only."""
+    if not mqtt_broker.supports_mqtt5:
+        pytest.skip("needs an MQTT 5 broker (install mosquitto, or set KIZUNA_TEST_MQTT_URL)")
 
 
 @pytest.fixture
@@ -132,9 +159,18 @@ def make_test_settings(
 
 
 @pytest.fixture
-def settings(database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path) -> Settings:
+def settings(
+    database_url: str, mqtt_broker: TestBroker, topic_prefix: str, tmp_path: Path
+) -> Settings:
     """Settings wired to this test's database, the broker and this test's topic prefix."""
-    return make_test_settings(database_url, mqtt_url, topic_prefix, tmp_path)
+    protocol = "5" if mqtt_broker.supports_mqtt5 else "3.1.1"
+    return make_test_settings(
+        database_url,
+        mqtt_broker.url,
+        topic_prefix,
+        tmp_path,
+        ingest=IngestConfig(client_id=f"ingest-{topic_prefix}", mqtt_protocol=protocol),
+    )
 
 
 @pytest.fixture

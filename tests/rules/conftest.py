@@ -143,9 +143,8 @@ def feeder(database_url: str) -> Feeder:
     return Feeder(database_url)
 
 
-@pytest.fixture
-def packs(db: Connection[DictRow]) -> None:
-    """The built-in rule packs, installed."""
+def install_packs(db: Connection[DictRow]) -> None:
+    """Install the built-in rule packs (with the product model rows they need)."""
     for model_id in ("ev", "refrigerator", "washing_machine", "air_conditioner"):
         db.execute(
             "INSERT INTO product_models (id, spec) VALUES (%s, '{}') ON CONFLICT (id) DO NOTHING",

@@ -2,15 +2,57 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from psycopg import Connection
 from psycopg.rows import DictRow
 
 from rules import service
 from rules.packs import builtin_packs
-from tests.rules.conftest import T0, Feeder, add_device, alerts, minutes, moments, rows
+from store.db import connect
+from tests.conftest import create_database_from_template, drop_database
+from tests.rules.conftest import (
+    T0,
+    Feeder,
+    add_device,
+    alerts,
+    install_packs,
+    minutes,
+    moments,
+    rows,
+)
+
+# The tests below use distinct devices, so they share one database with the packs installed.
+
+
+@pytest.fixture(scope="module")
+def pack_database(postgres_admin_url: str, template_database: str) -> Iterator[str]:
+    """One database for this module, with the built-in packs installed."""
+    url = create_database_from_template(postgres_admin_url, template_database)
+    try:
+        with contextlib.closing(connect(url, autocommit=True)) as conn:
+            install_packs(conn)
+        yield url
+    finally:
+        drop_database(postgres_admin_url, url)
+
+
+@pytest.fixture
+def db(pack_database: str) -> Iterator[Connection[DictRow]]:
+    """An autocommit connection to the module's database."""
+    with contextlib.closing(connect(pack_database, autocommit=True)) as conn:
+        yield conn
+
+
+@pytest.fixture
+def feeder(pack_database: str) -> Feeder:
+    """Feeds batches into the module's database, with a clock of this test's own."""
+    return Feeder(pack_database)
+
 
 README = Path(__file__).resolve().parents[2] / "rules" / "README.md"
 HOME = (35.0, 139.0)
@@ -40,11 +82,11 @@ def test_every_pack_moment_matches_the_readme_contract() -> None:
     assert len(produced) == 14
 
 
-def test_installing_packs_twice_changes_nothing(db: Connection[DictRow], packs: None) -> None:
+def test_installing_packs_twice_changes_nothing(db: Connection[DictRow]) -> None:
     assert service.install_builtin_packs(db) == {"created": 0, "updated": 0, "unchanged": 17}
 
 
-def test_fridge_door_left_open(db: Connection[DictRow], feeder: Feeder, packs: None) -> None:
+def test_fridge_door_left_open(db: Connection[DictRow], feeder: Feeder) -> None:
     fridge = add_device(db, "refrigerator")
     feeder.send(fridge, T0, door_open=True, fridge_temp_c=4.5)
     feeder.send(fridge, T0 + minutes(1), door_open=True)
@@ -56,7 +98,7 @@ def test_fridge_door_left_open(db: Connection[DictRow], feeder: Feeder, packs: N
 
 
 def test_fridge_too_warm_for_30_minutes_fired_by_the_scheduler(
-    db: Connection[DictRow], feeder: Feeder, packs: None
+    db: Connection[DictRow], feeder: Feeder
 ) -> None:
     fridge = add_device(db, "refrigerator")
     feeder.send(fridge, T0, fridge_temp_c=9.0)
@@ -64,12 +106,14 @@ def test_fridge_too_warm_for_30_minutes_fired_by_the_scheduler(
     assert feeder.sweep() == 1
     [moment] = moments(db, fridge)
     assert (moment["kind"], moment["occurred_at"]) == ("refrigerator.too_warm", T0 + minutes(30))
-    [notice] = rows(db, "SELECT message, severity FROM operator_notifications")
+    [notice] = rows(
+        db, "SELECT message, severity FROM operator_notifications WHERE device_id = %s", fridge.id
+    )
     assert notice == {"message": "Refrigerator above 8 °C for 30 minutes", "severity": "warning"}
 
 
 def test_washer_leak_is_critical_tells_operators_and_pauses(
-    db: Connection[DictRow], feeder: Feeder, packs: None
+    db: Connection[DictRow], feeder: Feeder
 ) -> None:
     washer = add_device(db, "washing_machine")
     feeder.send(washer, T0, leak_detected=False, water_flow_lpm=8.0)
@@ -83,14 +127,16 @@ def test_washer_leak_is_critical_tells_operators_and_pauses(
     )
     [alert] = alerts(db, washer)
     assert (alert["severity"], alert["status"]) == ("critical", "active")
-    [intent] = rows(db, "SELECT name, args FROM rule_command_intents")
+    [intent] = rows(
+        db, "SELECT name, args FROM rule_command_intents WHERE device_id = %s", washer.id
+    )
     assert intent == {"name": "pause", "args": {}}
-    assert len(rows(db, "SELECT id FROM operator_notifications")) == 1
+    assert (
+        len(rows(db, "SELECT id FROM operator_notifications WHERE device_id = %s", washer.id)) == 1
+    )
 
 
-def test_washer_cycle_finished_and_drum_cleaning(
-    db: Connection[DictRow], feeder: Feeder, packs: None
-) -> None:
+def test_washer_cycle_finished_and_drum_cleaning(db: Connection[DictRow], feeder: Feeder) -> None:
     washer = add_device(db, "washing_machine")
     feeder.send(washer, T0, cycles_since_drum_clean=29)
     feeder.batch(feeder.event(washer, T0 + minutes(1), "cycle_finished"))
@@ -102,7 +148,7 @@ def test_washer_cycle_finished_and_drum_cleaning(
 
 
 def test_ev_charge_complete_carries_the_latest_charge(
-    db: Connection[DictRow], feeder: Feeder, packs: None
+    db: Connection[DictRow], feeder: Feeder
 ) -> None:
     car = add_device(db, "ev")
     feeder.send(car, T0, soc_pct=80.0, range_km=410.0, plugged_in=True)
@@ -114,9 +160,7 @@ def test_ev_charge_complete_carries_the_latest_charge(
     )
 
 
-def test_ev_not_plugged_in_at_night_at_home(
-    db: Connection[DictRow], feeder: Feeder, packs: None
-) -> None:
+def test_ev_not_plugged_in_at_night_at_home(db: Connection[DictRow], feeder: Feeder) -> None:
     car = add_device(db, "ev", home=HOME, time_zone="Asia/Tokyo")
     # 18:00 in Tokyo, parked 50 m from home, unplugged, 80 % charged.
     feeder.send(car, T0, plugged_in=False, lat=35.00045, lon=139.0, soc_pct=80.0, range_km=400.0)
@@ -132,7 +176,7 @@ def test_ev_not_plugged_in_at_night_at_home(
 
 
 def test_ev_low_charge_the_evening_before_a_commute(
-    db: Connection[DictRow], feeder: Feeder, packs: None
+    db: Connection[DictRow], feeder: Feeder
 ) -> None:
     car = add_device(db, "ev", time_zone="Asia/Tokyo")
     feeder.send(car, T0, soc_pct=40.0, range_km=180.0, plugged_in=False)  # Monday 18:00 Tokyo
@@ -143,7 +187,7 @@ def test_ev_low_charge_the_evening_before_a_commute(
     assert moment["facts"] == {"soc_pct": 40.0, "range_km": 180.0, "commute_time": "08:00"}
 
 
-def test_ev_tire_pressure_dropping(db: Connection[DictRow], feeder: Feeder, packs: None) -> None:
+def test_ev_tire_pressure_dropping(db: Connection[DictRow], feeder: Feeder) -> None:
     car = add_device(db, "ev")
     feeder.send(car, T0, tire_fl_kpa=250.0, tire_fr_kpa=250.0)
     feeder.send(car, T0 + minutes(30), tire_fl_kpa=240.0, tire_fr_kpa=249.0)
@@ -151,9 +195,7 @@ def test_ev_tire_pressure_dropping(db: Connection[DictRow], feeder: Feeder, pack
     assert moment["facts"] == {"tire": "front_left", "pressure_kpa": 240.0, "rate_kpa_per_h": -20.0}
 
 
-def test_ev_left_unlocked_and_battery_health(
-    db: Connection[DictRow], feeder: Feeder, packs: None
-) -> None:
+def test_ev_left_unlocked_and_battery_health(db: Connection[DictRow], feeder: Feeder) -> None:
     car = add_device(db, "ev")
     feeder.send(car, T0, locked=False, speed_kmh=0.0, battery_health_pct=86.0)
     feeder.send(car, T0 + minutes(10), locked=False, speed_kmh=0.0, battery_health_pct=84.9)
@@ -164,7 +206,7 @@ def test_ev_left_unlocked_and_battery_health(
 
 
 def test_air_conditioner_unusual_power_draw_and_filter(
-    db: Connection[DictRow], feeder: Feeder, packs: None
+    db: Connection[DictRow], feeder: Feeder
 ) -> None:
     unit = add_device(db, "air_conditioner")
     typical = [800.0, 810.0, 790.0, 805.0, 795.0] * 4  # median 800, MAD 5

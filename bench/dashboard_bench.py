@@ -102,8 +102,10 @@ def build_fleet(url: str, devices: int, rows: int) -> dict[str, float]:
         _telemetry(conn, devices, rows)
         timings["telemetry_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        conn.execute("ANALYZE")
-        timings["analyze_s"] = time.perf_counter() - started
+        # Autovacuum does this for insert-only tables (PostgreSQL 13+); it also summarizes
+        # the BRIN ranges the recent-time queries rely on.
+        conn.execute("VACUUM ANALYZE")
+        timings["vacuum_analyze_s"] = time.perf_counter() - started
     return timings
 
 

@@ -8,6 +8,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 
 Conn = Connection[DictRow]
+LAG_WINDOW_S = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +24,19 @@ class IngestHealth:
 
 def ingest_health(conn: Conn, *, rate_window_s: int = 60) -> IngestHealth:
     """Message rate over the last window, lag, dead letters by reason and sequence gaps."""
-    # Filtering on ts lets partition pruning and the BRIN index keep this cheap at scale.
+    # A narrow ts window lets partition pruning and the BRIN index touch only the newest pages.
     rate = conn.execute(
         """SELECT count(*) FILTER (WHERE received_at > now() - make_interval(secs => %(w)s)) AS n,
                   extract(epoch FROM now() - max(received_at))::float8 AS lag_s
-           FROM telemetry WHERE ts > now() - interval '1 hour'""",
-        {"w": rate_window_s},
+           FROM telemetry WHERE ts > now() - make_interval(secs => %(recent)s)""",
+        {"w": rate_window_s, "recent": max(rate_window_s, LAG_WINDOW_S)},
     ).fetchone()
+    lag_s = rate["lag_s"] if rate else None
+    if lag_s is None:  # nothing recent: how long since any device was heard from
+        seen = conn.execute(
+            "SELECT extract(epoch FROM now() - max(last_seen))::float8 AS s FROM device_twins"
+        ).fetchone()
+        lag_s = seen["s"] if seen else None
     dead = conn.execute(
         """SELECT reason, count(*) AS n FROM ingest_dead_letters
            WHERE received_at > now() - interval '24 hours' GROUP BY reason ORDER BY n DESC"""
@@ -40,7 +47,7 @@ def ingest_health(conn: Conn, *, rate_window_s: int = 60) -> IngestHealth:
     ).fetchone()
     return IngestHealth(
         messages_per_s=(rate["n"] if rate else 0) / rate_window_s,
-        lag_s=rate["lag_s"] if rate else None,
+        lag_s=lag_s,
         dead_letters_by_reason={r["reason"]: int(r["n"]) for r in dead},
         open_gaps=int(gaps["n"]) if gaps else 0,
         missing_messages=int(gaps["missing"]) if gaps else 0,

@@ -12,6 +12,9 @@ import yaml
 from pydantic import ValidationError
 
 from devices.catalog import ProductModel
+from devices.commands import check_command
+from devices.errors import InvalidRequest
+from devices.models import CommandCreate
 from rules.errors import InvalidRuleSpec
 from rules.models import (
     AbsenceCondition,
@@ -103,4 +106,9 @@ def model_problems(spec: RuleSpec, model: ProductModel) -> list[dict[str, str]]:
         problems.append(
             {"path": "actions.command.name", "reason": f"unknown command {command.name!r}"}
         )
+    elif command is not None:
+        try:
+            check_command(model, CommandCreate.model_validate(command.model_dump()))
+        except (InvalidRequest, ValidationError) as exc:
+            problems.append({"path": "actions.command.args", "reason": str(exc)})
     return problems

@@ -157,3 +157,16 @@ def test_unknown_scope_targets_and_duplicate_keys(db: Connection[DictRow]) -> No
     service.create_rule(db, {**BASE, "when": when})
     with pytest.raises(RuleConflict):
         service.create_rule(db, {**BASE, "when": when})
+
+
+def test_command_arguments_are_checked_against_the_model(db: Connection[DictRow]) -> None:
+    spec = {
+        **BASE,
+        "when": {"state": {"metric": "locked", "equals": False}},
+        "actions": {"command": {"name": "set_charge_limit", "args": {"limit_pct": 20}}},
+    }
+    with pytest.raises(InvalidRuleSpec) as caught:
+        service.create_rule(db, spec)
+    assert caught.value.problems == [
+        {"path": "actions.command.args", "reason": "limit_pct: below minimum 50"}
+    ]

@@ -22,7 +22,13 @@ class TestClient:
     __test__ = False
 
     def __init__(
-        self, host: str, port: int, username: str | None, password: str | None, client_id: str
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        client_id: str,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.disconnected = threading.Event()
@@ -35,6 +41,8 @@ class TestClient:
         )
         if username is not None:
             self.client.username_pw_set(username, password)
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self.disconnected.set()
         self.client.on_message = lambda _c, _u, m: self.messages.append(

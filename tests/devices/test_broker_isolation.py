@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -130,3 +131,36 @@ def test_platform_service_roles_are_separate(
         assert not notify.subscribe(f"{topic_prefix}/v1/devices/+/telemetry")
     finally:
         notify.close()
+
+
+def _drop_without_disconnect(client: TestClient) -> None:
+    """Vanish like a device losing power, so the broker publishes its will."""
+    client.client.loop_stop()
+    sock = client.client.socket()
+    assert sock is not None
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def test_a_will_aimed_at_another_device_is_never_delivered(
+    admin: DynsecAdmin, dynsec_broker: DynsecBroker, topic_prefix: str
+) -> None:
+    a, b = _uid(), _uid()
+    admin.create_device(topic_prefix, a, "pw-" + a)
+    password = secrets.token_urlsafe(16)
+    ensure_platform_services(admin, topic_prefix, {"ingest": password})
+    watcher = TestClient(dynsec_broker.host, dynsec_broker.port, "kizuna-ingest", password, "w1")
+    assert watcher.subscribe(f"{topic_prefix}/v1/devices/+/status")
+    forged_will = (device_topic(topic_prefix, b, Channel.STATUS), b'{"state":"offline"}')
+    own_will = (device_topic(topic_prefix, a, Channel.STATUS), b'{"state":"offline"}')
+    try:
+        for topic, payload in (forged_will, own_will):
+            device = TestClient(
+                dynsec_broker.host, dynsec_broker.port, a, "pw-" + a, a, will=(topic, payload)
+            )
+            _drop_without_disconnect(device)
+        received = watcher.wait_for(2, timeout_s=QUIET_S * 3)
+    finally:
+        watcher.close()
+    # The device's own will arrives (the control that the drop works); the forged one never.
+    assert [topic for topic, _, _ in received] == [own_will[0]]

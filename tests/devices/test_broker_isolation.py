@@ -137,7 +137,7 @@ def _drop_without_disconnect(client: TestClient) -> None:
     """Vanish like a device losing power, so the broker publishes its will."""
     client.client.loop_stop()
     sock = client.client.socket()
-    assert sock is not None
+    assert isinstance(sock, socket.socket)
     sock.shutdown(socket.SHUT_RDWR)
     sock.close()
 

@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import psycopg
 import structlog
@@ -13,6 +14,7 @@ import structlog
 from app.settings import Settings
 from notify.channels import ChannelRegistry, build_channels
 from notify.outbox import Outbox
+from notify.weekly import post_weekly_updates
 from store.db import connect
 from store.encryption import FieldCipher
 
@@ -54,6 +56,7 @@ def fan_out_loop(settings: Settings, outbox: Outbox, stop: threading.Event) -> N
                         pass
                     if time.monotonic() >= next_digest:
                         outbox.send_digests(conn)
+                        post_weekly_updates(conn, outbox.cipher, datetime.now(UTC))
                         next_digest = time.monotonic() + DIGEST_EVERY_S
                     # Returns on the first wake-up, or after the poll interval as a safety net.
                     for _ in conn.notifies(timeout=wait_s, stop_after=1):

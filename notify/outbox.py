@@ -121,6 +121,7 @@ class Outbox:
             "language": person.language,
             "title": message.title,
             "body": message.body,
+            "created_at": None,
             "next_attempt_at": self.now(),
         }
         rows = self._plan(conn, preference, person, moment, base, critical)
@@ -322,6 +323,7 @@ def _digest_post(person: dict[str, Any], message: Any) -> dict[str, Any]:
         "language": person["language"],
         "title": message.title,
         "body": message.body,
+        "created_at": None,
     }
 
 

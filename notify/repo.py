@@ -87,9 +87,9 @@ def recent_activity(
 
 _INSERT_FEED_POST = """
     INSERT INTO feed_posts (customer_id, device_id, moment_id, kind, severity, language, title,
-                            body)
+                            body, created_at)
     VALUES (%(customer_id)s, %(device_id)s, %(moment_id)s, %(kind)s, %(severity)s, %(language)s,
-            %(title)s, %(body)s)
+            %(title)s, %(body)s, coalesce(%(created_at)s, now()))
     ON CONFLICT (customer_id, moment_id) DO NOTHING"""
 
 
@@ -281,3 +281,52 @@ def close_digest(conn: Conn, customer_id: int, item_ids: Sequence[int], post_id:
            ON CONFLICT (customer_id) DO UPDATE SET last_digest_on = EXCLUDED.last_digest_on""",
         (customer_id, customer_id),
     )
+
+
+# ---------------------------------------------------------------- weekly updates
+
+WEEKLY_LOCK_KEY = 0x6B7A_7765_656B  # one worker posts weekly updates at a time
+
+
+def try_weekly_lock(conn: Conn) -> bool:
+    """Take the weekly-update lock for this transaction, if nobody holds it."""
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (WEEKLY_LOCK_KEY,))
+    found = row.fetchone()
+    return bool(found and found["ok"])
+
+
+def weekly_candidates(conn: Conn, now: datetime, min_gap: Any) -> list[Row]:
+    """(person, device) pairs whose local Sunday digest hour has come and not yet posted."""
+    return conn.execute(
+        """SELECT c.id AS customer_id, c.language, c.time_zone, c.name_enc,
+                  d.id AS device_id, d.model_id, d.nickname
+           FROM device_ownerships o
+           JOIN customers c ON c.id = o.customer_id AND c.erased_at IS NULL
+           JOIN devices d ON d.id = o.device_id AND d.decommissioned_at IS NULL
+           LEFT JOIN notify_profiles p ON p.customer_id = c.id
+           WHERE o.ended_at IS NULL
+             AND extract(dow FROM %(now)s AT TIME ZONE c.time_zone) = 0
+             AND extract(hour FROM %(now)s AT TIME ZONE c.time_zone)
+                 >= coalesce(p.digest_hour, 19)
+             AND NOT EXISTS (
+                 SELECT 1 FROM notify_preferences n
+                 WHERE n.customer_id = c.id AND n.delivery = 'off'
+                   AND coalesce(n.device_id, d.id) = d.id
+                   AND coalesce(n.moment_kind, 'friend.weekly') = 'friend.weekly')
+             AND NOT EXISTS (
+                 SELECT 1 FROM feed_posts f
+                 WHERE f.customer_id = c.id AND f.device_id = d.id AND f.kind = 'friend.weekly'
+                   AND f.created_at > %(now)s - %(gap)s)
+           ORDER BY c.id, d.id""",
+        {"now": now, "gap": min_gap},
+    ).fetchall()
+
+
+def count_events(conn: Conn, device_id: int, event: str, start: datetime, end: datetime) -> int:
+    """How many times a device reported an event in [start, end)."""
+    row = conn.execute(
+        """SELECT count(*) AS n FROM device_events
+           WHERE device_id = %s AND event = %s AND ts >= %s AND ts < %s""",
+        (device_id, event, start, end),
+    ).fetchone()
+    return int(row["n"]) if row else 0

@@ -119,19 +119,11 @@ def react(conn: repo.Conn, customer_id: int, post_id: int, request: ReactionRequ
                 "UPDATE feed_posts SET read_at = coalesce(read_at, now()) WHERE id = %s", (post_id,)
             )
         if request.reaction is Reaction.MUTE and post["device_id"] is not None:
+            # Muting a weekly update mutes that device's weekly updates (kind friend.weekly);
+            # a digest has no device, so muting it only records the reaction.
             _upsert_preference(
-                conn,
-                customer_id,
-                post["device_id"],
-                _kind_or_none(post["kind"]),
-                None,
-                Delivery.OFF,
+                conn, customer_id, post["device_id"], post["kind"], None, Delivery.OFF
             )
-
-
-def _kind_or_none(kind: str) -> str | None:
-    # Digest and weekly posts are not moments: muting one mutes the whole device.
-    return None if kind.startswith("friend.") else kind
 
 
 # ---------------------------------------------------------------- preferences

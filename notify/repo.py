@@ -330,3 +330,25 @@ def count_events(conn: Conn, device_id: int, event: str, start: datetime, end: d
         (device_id, event, start, end),
     ).fetchone()
     return int(row["n"]) if row else 0
+
+
+# ---------------------------------------------------------------- erasure
+
+# Everything notify keeps about one person (messages carry their name), in FK-safe order.
+# Each statement takes the customer id as its only parameter; api/ privacy erasure runs them.
+ERASE_CUSTOMER_STATEMENTS = (
+    "DELETE FROM notify_digest_items WHERE customer_id = %s",
+    "DELETE FROM notifications WHERE customer_id = %s",
+    "DELETE FROM feed_reactions WHERE post_id IN "
+    "(SELECT id FROM feed_posts WHERE customer_id = %s)",
+    "DELETE FROM feed_posts WHERE customer_id = %s",
+    "DELETE FROM notify_preferences WHERE customer_id = %s",
+    "DELETE FROM notify_profiles WHERE customer_id = %s",
+)
+
+
+def erase_customer(conn: Conn, customer_id: int) -> None:
+    """Delete every message, post, preference and profile of one person."""
+    with conn.transaction():
+        for statement in ERASE_CUSTOMER_STATEMENTS:
+            conn.execute(statement, (customer_id,))

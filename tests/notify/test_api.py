@@ -146,3 +146,21 @@ def test_preferences_and_profile_round_trip_and_refuse_bad_input(
     for path, body in bad:
         answer = api.put(f"{PREFS}/{path}", json=body, headers=headers)
         assert answer.status_code == 422, (path, body, answer.text)
+
+
+def test_erasing_a_customer_removes_their_messages(
+    api: TestClient, db: Any, cipher: Any, customer_a: TestUser, customer_b: TestUser
+) -> None:
+    from notify.repo import erase_customer
+
+    _posts(db, cipher, customer_a, 2)
+    _posts(db, cipher, customer_b, 1)
+    post = api.get(FEED, headers=customer_a.headers).json()["items"][0]
+    react = {"reaction": "thanks"}
+    api.post(f"{FEED}/{post['id']}/reactions", json=react, headers=customer_a.headers)
+    assert customer_a.customer_id is not None
+    erase_customer(db, customer_a.customer_id)
+    left = db.execute("SELECT customer_id, count(*) AS n FROM notifications GROUP BY 1").fetchall()
+    assert left == [{"customer_id": customer_b.customer_id, "n": 2}]
+    assert api.get(FEED, headers=customer_b.headers).json()["unread"] == 1
+    assert db.execute("SELECT count(*) AS n FROM feed_reactions").fetchone()["n"] == 0

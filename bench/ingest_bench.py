@@ -26,7 +26,9 @@ from urllib.parse import urlsplit
 import typer
 
 METRICS_PER_MESSAGE = 8
-MAX_OUTSTANDING = 5000  # unacked publishes per publisher before it waits
+# Unacked publishes per publisher before it waits. paho scans its whole outgoing window on
+# every PUBACK, so a large window makes the generator, not ingest, the bottleneck.
+MAX_OUTSTANDING = 200
 _SPAWN = mp.get_context("spawn")
 
 
@@ -52,7 +54,7 @@ def _connect(url: str, client_id: str, v5: bool) -> Any:
     )
     if parts.username:
         client.username_pw_set(parts.username, parts.password or "")
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(MAX_OUTSTANDING)
     client.max_queued_messages_set(0)
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=60)
     return client
@@ -372,10 +374,15 @@ def _services(database_url: str | None, mqtt_url: str | None) -> Iterator[tuple[
 
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kizuna-bench-")))
-        admin = database_url or stack.enter_context(embedded_postgres(work / "pg"))
+        admin = database_url or _url(stack.enter_context(embedded_postgres(work / "pg")))
         # Our own broker by default: its queue limits are sized for the load (see app/embedded).
-        broker = mqtt_url or stack.enter_context(embedded_broker(work / "broker"))
+        broker = mqtt_url or _url(stack.enter_context(embedded_broker(work / "broker")))
         yield stack.enter_context(_bench_database(admin)), broker
+
+
+def _url(service: Any) -> str:
+    """The URL of an embedded service (a plain URL or an object carrying one)."""
+    return service if isinstance(service, str) else str(service.url)
 
 
 def ingest(

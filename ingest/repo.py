@@ -98,15 +98,16 @@ def insert_quarantine(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
 
 
 def insert_gaps(conn: Conn, rows: Sequence[tuple[int, int, int, datetime]]) -> None:
-    """Rows of (device_id, first_seq, last_seq, detected_at)."""
+    """Rows of (device_id, first_seq, last_seq, detected_at), in one statement."""
     if not rows:
         return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO ingest_seq_gaps (device_id, first_seq, last_seq, detected_at) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            rows,
-        )
+    device_ids, firsts, lasts, detected = zip(*rows, strict=True)
+    conn.execute(
+        "INSERT INTO ingest_seq_gaps (device_id, first_seq, last_seq, detected_at) "
+        "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[]) "
+        "ON CONFLICT DO NOTHING",
+        (list(device_ids), list(firsts), list(lasts), list(detected)),
+    )
 
 
 def fill_gaps(conn: Conn, arrivals: Sequence[tuple[int, int]]) -> None:

@@ -246,17 +246,9 @@ def _update_twins(
     stored: Sequence[tuple[DeviceEntry, Reading, Incoming]],
 ) -> None:
     """Newest value per metric by device time; last_seen/last_seq for every message seen."""
-    newest: dict[int, dict[str, tuple[datetime, Any]]] = defaultdict(dict)
-    reported_at: dict[int, datetime] = {}
+    by_device: dict[int, list[Reading]] = defaultdict(list)
     for entry, reading, _ in stored:
-        metrics = newest[entry.device_id]
-        ts = reading.ts
-        for name, value in reading.metrics.items():
-            current = metrics.get(name)
-            if current is None or ts >= current[0]:
-                metrics[name] = (ts, value)
-        if entry.device_id not in reported_at or ts > reported_at[entry.device_id]:
-            reported_at[entry.device_id] = ts
+        by_device[entry.device_id].append(reading)
     last_seen: dict[int, datetime] = {}
     last_seq: dict[int, int] = {}
     arrived = [(e.device_id, r.seq, i.received_at) for e, r, i in plan.readings]
@@ -269,17 +261,31 @@ def _update_twins(
             last_seq[device_id] = seq
     updates = []
     for device_id, seen_at in last_seen.items():
-        values = newest.get(device_id, {})
-        updates.append(
-            {
-                "device_id": device_id,
-                "reported": {n: {"v": v, "t": utc_iso(ts)} for n, (ts, v) in values.items()},
-                "reported_at": reported_at[device_id].isoformat() if values else None,
-                "last_seen": seen_at.isoformat(),
-                "last_seq": last_seq[device_id],
-            }
-        )
+        readings = by_device.get(device_id)
+        update: dict[str, Any] = {
+            "device_id": device_id,
+            "reported": _newest_values(readings) if readings else {},
+            "reported_at": None,
+            "last_seen": seen_at.isoformat(),
+            "last_seq": last_seq[device_id],
+        }
+        if readings:
+            update["reported_at"] = max(r.ts for r in readings).isoformat()
+        updates.append(update)
     repo.update_twins(conn, updates)
+
+
+def _newest_values(readings: list[Reading]) -> dict[str, dict[str, Any]]:
+    """{metric: {"v", "t"}} of the newest reading (by device time) carrying each metric."""
+    readings.sort(key=lambda r: r.ts)  # stable: equal times keep arrival order
+    values: dict[str, Any] = {}
+    source: dict[str, int] = {}
+    for index, reading in enumerate(readings):
+        # C-level dict updates: one pass per reading instead of one per metric.
+        values.update(reading.metrics)
+        source.update(dict.fromkeys(reading.metrics, index))
+    times = {index: utc_iso(readings[index].ts) for index in set(source.values())}
+    return {name: {"v": value, "t": times[source[name]]} for name, value in values.items()}
 
 
 def _dead_letter(

@@ -287,6 +287,31 @@ def list_scenarios() -> None:
     Console().print(table)
 
 
+@app.command("bench")
+def bench(
+    devices: Annotated[int, typer.Option(min=1)] = 10_000,
+    connections: Annotated[int, typer.Option(min=1)] = 8,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 60.0,
+    duration: Annotated[str, typer.Option(help="Device time to simulate.")] = "30m",
+    interval: Annotated[str, typer.Option(help="Device time between readings.")] = "1m",
+    mqtt_url: Annotated[str, typer.Option(envvar="KIZUNA_MQTT_URL")] = DEFAULT_MQTT_URL,
+    seed: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Measure a large fleet next to a plain publisher on the same broker; print JSON."""
+    from simulator.bench import fleet_bench
+
+    result = fleet_bench(
+        mqtt_url,
+        devices=devices,
+        connections=connections,
+        speed=speed,
+        duration=_duration(duration) or timedelta(minutes=30),
+        interval=_duration(interval) or timedelta(minutes=1),
+        seed=seed,
+    )
+    typer.echo(json.dumps(result, indent=2))
+
+
 @app.command("devices")
 def print_devices(
     count: Annotated[int, typer.Option(help="How many devices.", min=1)] = 36,

@@ -6,6 +6,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -122,18 +123,28 @@ def relax(value: float, target: float, dt_s: float, tau_s: float) -> float:
     return target + (value - target) * math.exp(-dt_s / tau_s)
 
 
+@cache
+def _bounds(model_id: str) -> dict[str, tuple[str, float, float]]:
+    """Per numeric metric: (type, min, max), looked up once per product model."""
+    bounds: dict[str, tuple[str, float, float]] = {}
+    for name, spec in builtin_models()[model_id].metrics.items():
+        if spec.type in ("number", "integer"):
+            low = -math.inf if spec.min is None else spec.min
+            high = math.inf if spec.max is None else spec.max
+            bounds[name] = (spec.type, low, high)
+    return bounds
+
+
 def conform(model: ProductModel, metrics: MetricValues) -> MetricValues:
     """Round numbers and keep them in the model's declared range, so readings stay valid."""
+    bounds = _bounds(model.id)
     out: MetricValues = {}
     for name, value in metrics.items():
-        spec = model.metrics[name]
-        if spec.type in ("number", "integer") and not isinstance(value, bool):
-            number = float(value)
-            if spec.min is not None:
-                number = max(spec.min, number)
-            if spec.max is not None:
-                number = min(spec.max, number)
-            out[name] = round(number) if spec.type == "integer" else round(number, 2)
-        else:
+        bound = bounds.get(name)
+        if bound is None or isinstance(value, bool):
             out[name] = value
+            continue
+        kind, low, high = bound
+        number = min(high, max(low, float(value)))
+        out[name] = round(number) if kind == "integer" else round(number, 2)
     return out

@@ -21,6 +21,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "api.routers.customers",
     "api.routers.rules",
     "api.routers.alerts",
+    "api.routers.ingest",
 )
 
 

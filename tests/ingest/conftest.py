@@ -24,6 +24,15 @@ from ingest.mqtt import BrokerSession
 from ingest.records import BatchStep
 from ingest.worker import IngestWorker
 from store.db import connect
+from tests.api.conftest import (  # noqa: F401  (the API fixtures, for test_api.py)
+    api,
+    api_settings,
+    customer_a,
+    make_user,
+    operator,
+    smtp,
+    support,
+)
 
 WAIT_S = 15.0
 

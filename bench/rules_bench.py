@@ -2,23 +2,31 @@
 
 Measures the columnar fleet evaluator (rules/vector.py) and, in the same run, the per-device
 engine that the ingest step uses (rules/engine.py) as the reference, on the same readings;
-it also checks that both made the same decisions on the devices they both evaluated.
+it also checks that both made the same decisions on the devices they both evaluated. With
+--database-url it also runs the real rules step (state in PostgreSQL) on a scratch database.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
+from ingest.records import AcceptedReading, StoredBatch
+from rules import service
 from rules.conditions import Input
 from rules.engine import DeviceInfo, compile_rule, evaluate, fresh_state
 from rules.models import RuleSpec, parse_rule_spec
+from rules.runner import RuleRunner
 from rules.vector import FleetEvaluator, Round
+from store.db import connect, url_with_database
+from store.migrate import upgrade
 
 BOOLEAN_METRICS = ("door_open", "compressor_on")
 # Ten refrigerator rules mixing every columnar condition type.
@@ -68,22 +76,33 @@ def bench_specs() -> list[RuleSpec]:
 
 
 def make_timeline(devices: int, rounds: int, seed: int) -> list[Round]:
-    """Readings every ~minute per device with noise, silences and missing metrics."""
+    """Readings every ~minute per device: drifting values, doors and compressors that switch
+    now and then, 5 % of devices silent each round (so absence and late data get exercised)."""
     rng = np.random.default_rng(seed)
     clock = np.full(devices, 1.7e9)
-    temp = rng.normal(4.0, 1.0, devices)
+    temp = rng.normal(4.0, 1.5, devices)
+    freezer = rng.normal(-18.0, 1.5, devices)
+    power = rng.normal(250.0, 40.0, devices)
+    duty = rng.uniform(20, 95, devices)
+    door = rng.random(devices) < 0.05
+    compressor = rng.random(devices) < 0.6
     timeline = []
     for _ in range(rounds):
         clock = clock + rng.choice([50.0, 60.0, 70.0], size=devices)
         ts = np.where(rng.random(devices) < 0.05, np.nan, clock)
-        temp = np.clip(temp + rng.normal(0.0, 0.8, devices), -5, 20)
+        temp = np.clip(temp + rng.normal(0.0, 0.4, devices), -5, 20)
+        freezer = np.clip(freezer + rng.normal(0.0, 0.4, devices), -30, 0)
+        power = np.clip(power + rng.normal(0.0, 15.0, devices), 0, 2000)
+        duty = np.clip(duty + rng.normal(0.0, 3.0, devices), 0, 100)
+        door = door ^ (rng.random(devices) < 0.05)
+        compressor = compressor ^ (rng.random(devices) < 0.1)
         metrics = {
             "fridge_temp_c": temp.copy(),
-            "freezer_temp_c": rng.normal(-18.0, 2.0, devices),
-            "power_w": rng.normal(250.0, 60.0, devices),
-            "compressor_duty_pct": rng.uniform(0, 100, devices),
-            "door_open": (rng.random(devices) < 0.1).astype(float),
-            "compressor_on": (rng.random(devices) < 0.6).astype(float),
+            "freezer_temp_c": freezer.copy(),
+            "power_w": power.copy(),
+            "compressor_duty_pct": duty.copy(),
+            "door_open": door.astype(float),
+            "compressor_on": compressor.astype(float),
         }
         timeline.append(Round(ts, metrics))
     return timeline
@@ -143,6 +162,65 @@ def run_scalar(
     return time.perf_counter() - started, edges
 
 
+def run_step_on_database(
+    admin_url: str, specs: list[RuleSpec], devices: int, rounds: int, batch_size: int
+) -> dict[str, Any]:
+    """Readings/s through the real rules step (state locked, read and written in PostgreSQL)."""
+    name = f"kzbench_rules_{secrets.token_hex(4)}"
+    with connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = url_with_database(admin_url, name)
+    try:
+        upgrade(url)
+        ids = _register(url, specs, devices)
+        inputs = scalar_inputs(make_timeline(devices, rounds, seed=11), devices)
+        readings = [
+            AcceptedReading(
+                ids[d], f"b{d}", "refrigerator", r + 1, _dt(inp.ts), _dt(inp.ts), dict(inp.metrics)
+            )
+            for r, row in enumerate(inputs)
+            for d, inp in enumerate(row)
+            if inp is not None
+        ]
+        runner = RuleRunner()
+        started = time.perf_counter()
+        with connect(url) as conn:
+            for start in range(0, len(readings), batch_size):
+                with conn.transaction():
+                    runner.process_batch(
+                        conn, StoredBatch(readings[start : start + batch_size], [])
+                    )
+        elapsed = time.perf_counter() - started
+        return {
+            "devices": devices,
+            "readings": len(readings),
+            "batch_size": batch_size,
+            "seconds": round(elapsed, 3),
+            "readings_per_s": round(len(readings) / elapsed),
+        }
+    finally:
+        with connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _register(url: str, specs: list[RuleSpec], devices: int) -> list[int]:
+    with connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO product_models (id, spec) VALUES ('refrigerator', '{}')")
+        for spec in specs:
+            service.create_rule(conn, spec)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO devices (uid, serial, model_id) VALUES (%s, %s, 'refrigerator')",
+                [(f"b{d}", f"b{d}") for d in range(devices)],
+            )
+        rows = conn.execute("SELECT id FROM devices ORDER BY id").fetchall()
+    return [row["id"] for row in rows]
+
+
 def rules(
     devices: Annotated[int, typer.Option(help="Fleet size.")] = 10_000,
     rounds: Annotated[int, typer.Option(help="Readings per device.")] = 30,
@@ -150,6 +228,12 @@ def rules(
         int, typer.Option(help="Devices the per-device reference engine evaluates.")
     ] = 1_000,
     seed: Annotated[int, typer.Option(help="Random seed of the timeline.")] = 7,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Also measure the rules step on PostgreSQL (a scratch database)."),
+    ] = None,
+    db_devices: Annotated[int, typer.Option(help="Devices for the database run.")] = 2_000,
+    db_rounds: Annotated[int, typer.Option(help="Readings per device, database run.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Readings evaluated per second with 10 rules per device (fleet evaluator vs engine)."""
@@ -187,6 +271,9 @@ def rules(
         },
         "speedup_vs_reference": round(vector_rate / scalar_rate, 1),
         "same_decisions_as_reference": vector_on_ref == scalar_edges,
+        "step_on_database": None
+        if database_url is None
+        else run_step_on_database(database_url, specs, db_devices, db_rounds, batch_size=500),
         "cpu_count": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }

@@ -152,33 +152,33 @@ def open_alert(
     at: datetime,
     facts: dict[str, Any],
     dedup_key: str,
-) -> int | None:
-    """Open an alert unless one is already open for this device and rule; its id or None."""
-    row = conn.execute(
-        "INSERT INTO alerts (rule_id, device_id, severity, opened_at, facts, dedup_key)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-        (rule_id, device_id, severity, at, Jsonb(facts), dedup_key),
-    ).fetchone()
-    if row is None:
-        return None
-    add_history(conn, row["id"], at, None, "active", "rules")
-    return int(row["id"])
+) -> None:
+    """Open an alert (and its first history row) unless one is open for this device and rule.
+
+    One statement with no result to wait for, so a batch of effects can be pipelined.
+    """
+    conn.execute(
+        "WITH opened AS (INSERT INTO alerts (rule_id, device_id, severity, opened_at, facts,"
+        " dedup_key) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id)"
+        " INSERT INTO alert_history (alert_id, at, from_status, to_status, actor)"
+        " SELECT id, %s, NULL, 'active', 'rules' FROM opened",
+        (rule_id, device_id, severity, at, Jsonb(facts), dedup_key, at),
+    )
 
 
 def close_open_alert(
     conn: Conn, *, rule_id: int, device_id: int, at: datetime, reason: str, actor: str
-) -> int | None:
-    """Clear the open alert of this device and rule, if any; its id or None."""
-    row = conn.execute(
-        "UPDATE alerts a SET status = 'cleared', cleared_at = %s, clear_reason = %s"
-        " FROM alerts old WHERE a.id = old.id AND a.rule_id = %s AND a.device_id = %s"
-        " AND a.status <> 'cleared' RETURNING a.id, old.status AS previous",
-        (at, reason, rule_id, device_id),
-    ).fetchone()
-    if row is None:
-        return None
-    add_history(conn, row["id"], at, row["previous"], "cleared", actor)
-    return int(row["id"])
+) -> None:
+    """Clear the open alert of this device and rule, if any, recording it in the history."""
+    conn.execute(
+        "WITH closed AS (UPDATE alerts a SET status = 'cleared', cleared_at = %(at)s,"
+        " clear_reason = %(reason)s FROM alerts old WHERE a.id = old.id"
+        " AND a.rule_id = %(rule)s AND a.device_id = %(device)s AND a.status <> 'cleared'"
+        " RETURNING a.id, old.status AS previous)"
+        " INSERT INTO alert_history (alert_id, at, from_status, to_status, actor)"
+        " SELECT id, %(at)s, previous, 'cleared', %(actor)s FROM closed",
+        {"at": at, "reason": reason, "rule": rule_id, "device": device_id, "actor": actor},
+    )
 
 
 def add_history(
@@ -207,14 +207,14 @@ def insert_moment(
     at: datetime,
     facts: dict[str, Any],
     rule_id: int,
-    alert_id: int | None,
     dedup_key: str,
 ) -> None:
-    """Hand a moment to notify/ (idempotent by dedup_key)."""
+    """Hand a moment to notify/ (idempotent by dedup_key), linked to the alert of the same edge."""
     conn.execute(
         "INSERT INTO moments (device_id, kind, severity, occurred_at, facts, rule_id, alert_id,"
-        " dedup_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING",
-        (device_id, kind, severity, at, Jsonb(facts), rule_id, alert_id, dedup_key),
+        " dedup_key) VALUES (%s, %s, %s, %s, %s, %s,"
+        " (SELECT id FROM alerts WHERE dedup_key = %s), %s) ON CONFLICT (dedup_key) DO NOTHING",
+        (device_id, kind, severity, at, Jsonb(facts), rule_id, dedup_key, dedup_key),
     )
 
 
@@ -223,18 +223,17 @@ def insert_operator_notice(
     *,
     device_id: int,
     rule_id: int,
-    alert_id: int | None,
     severity: str,
     message: str,
     at: datetime,
     dedup_key: str,
 ) -> None:
-    """Tell operators (idempotent by dedup_key)."""
+    """Tell operators (idempotent by dedup_key), linked to the alert of the same edge."""
     conn.execute(
         "INSERT INTO operator_notifications (device_id, rule_id, alert_id, severity, message,"
-        " occurred_at, dedup_key) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (dedup_key) DO NOTHING",
-        (device_id, rule_id, alert_id, severity, message, at, dedup_key),
+        " occurred_at, dedup_key) VALUES (%s, %s, (SELECT id FROM alerts WHERE dedup_key = %s),"
+        " %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING",
+        (device_id, rule_id, dedup_key, severity, message, at, dedup_key),
     )
 
 
@@ -247,11 +246,10 @@ def insert_command_intent(
     args: dict[str, Any],
     at: datetime,
     dedup_key: str,
-) -> int | None:
-    """Record a command the rule wants sent; its id, or None when already recorded."""
-    row = conn.execute(
+) -> None:
+    """Record a command the rule wants sent (idempotent by dedup_key)."""
+    conn.execute(
         "INSERT INTO rule_command_intents (device_id, rule_id, name, args, occurred_at, dedup_key)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING",
         (device_id, rule_id, name, Jsonb(args), at, dedup_key),
-    ).fetchone()
-    return None if row is None else int(row["id"])
+    )

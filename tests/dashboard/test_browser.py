@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from app.settings import Settings
+from dashboard.i18n import t
 from store.db import connect
 from tests.dashboard.conftest import DashboardServer
 from tests.dashboard.seed import PASSWORD, Fleet, SeedUser, seed_fleet
@@ -87,6 +89,31 @@ def _wait(driver: Any, css: str, text: str | None = None) -> Any:
     return wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def _text(driver: Any, css: str) -> str:
+    """An element's text, retried while live updates replace the element."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(10):
+        try:
+            return str(driver.find_element("css selector", css).text)
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+    raise AssertionError(f"{css} kept changing")
+
+
+def _click(driver: Any, css: str) -> None:
+    """Click an element, retried while live updates replace it."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(10):
+        try:
+            driver.find_element("css selector", css).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.2)
+    raise AssertionError(f"{css} kept changing")
+
+
 def _settle(driver: Any) -> None:
     """Wait until no Dash callback is pending (no loading spinner)."""
     from selenium.webdriver.support.ui import WebDriverWait
@@ -118,7 +145,7 @@ def test_operator_signs_in_sees_fleet_opens_device_and_acknowledges_alert(
     _wait(driver, "#login-submit")
     _shot(driver, "login")
     _sign_in(driver, dashboard, fleet.operator)
-    assert _wait(driver, "#kpi-devices", "123").text == "123"
+    _wait(driver, "#kpi-devices", "123")
     _wait(driver, "#fleet-models .main-svg")
     _shot(driver, "fleet")
 
@@ -132,14 +159,14 @@ def test_operator_signs_in_sees_fleet_opens_device_and_acknowledges_alert(
     driver.find_element("css selector", "#devices-table a[href='/devices/alice-car']").click()
     _wait(driver, "#twin-table", "soc_pct")
     _wait(driver, "#device-chart .scatterlayer .trace")
-    assert "alice-car" in driver.find_element("css selector", "#device-head").text
+    _wait(driver, "#device-head", "alice-car")
     _shot(driver, "device")
 
     driver.get(dashboard.url + "/alerts")
     _wait(driver, "#alerts-table")
     _shot(driver, "alerts")
     first = fleet.alert_ids[0]
-    driver.find_element("css selector", f"button[id*='alert-ack'][id*='\"id\":{first}']").click()
+    _click(driver, f"button[id*='alert-ack'][id*='\"id\":{first}']")
     _wait(driver, "#alerts-note", f"#{first}: acknowledged")
     _wait(driver, "#alerts-table", "acknowledged")
 
@@ -159,7 +186,7 @@ def test_customer_signs_in_and_sees_only_their_products(
     _wait(driver, ".product-card", "Alice Car")
     _wait(driver, "#feed-list")
     _wait(driver, "#portal-chart .scatterlayer .trace")
-    page = driver.find_element("css selector", "main").text
+    page = _text(driver, "main")
     assert "Alice Fridge" in page
     assert "Bob" not in page and "bob-car" not in page and "fleet-0" not in page
     _shot(driver, "portal")
@@ -170,4 +197,4 @@ def test_customer_signs_in_and_sees_only_their_products(
     _wait(driver, "#portal-chart .scatterlayer .trace")
     _shot(driver, "portal_ja")
     driver.get(dashboard.url + "/devices/bob-car")
-    _wait(driver, ".page-body", "You do not have access")
+    _wait(driver, ".page-body", t("common.forbidden", "ja"))  # the language choice persists

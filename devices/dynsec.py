@@ -8,7 +8,6 @@ role cannot express "only your own topics".
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import threading
@@ -147,8 +146,13 @@ class DynsecAdmin:
                 waiting[1].append(answer)
                 waiting[0].set()
 
-    def execute(self, commands: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Send commands in one message; return their answers; raise BrokerRefused on error."""
+    def execute(
+        self, commands: Iterable[dict[str, Any]], *, may_fail: frozenset[str] = frozenset()
+    ) -> list[dict[str, Any]]:
+        """Send commands in one message (run in order); raise BrokerRefused on an error.
+
+        Errors of commands named in `may_fail` (deleting what may not exist) are tolerated.
+        """
         batch = list(commands)
         tag = secrets.token_hex(8)
         for index, command in enumerate(batch):
@@ -167,7 +171,7 @@ class DynsecAdmin:
             with self._lock:
                 for key in pending:
                     self._waiting.pop(key, None)
-        failed = [a for a in answers if a.get("error")]
+        failed = [a for a in answers if a.get("error") and a.get("command") not in may_fail]
         if failed:
             raise BrokerRefused(f"{failed[0].get('command')}: {failed[0]['error']}")
         return answers
@@ -177,41 +181,41 @@ class DynsecAdmin:
             raise BrokerError("the broker did not answer a dynsec command in time")
         return box[0]
 
-    def ensure_role(self, rolename: str, acls: list[Acl]) -> None:
-        """Create a role with these ACLs, or replace an existing one (delete its clients first)."""
-        with contextlib.suppress(BrokerRefused):  # it did not exist
-            self.execute([{"command": "deleteRole", "rolename": rolename}])
-        acl_json = [a.as_json() for a in acls]
-        self.execute([{"command": "createRole", "rolename": rolename, "acls": acl_json}])
-
-    def create_device(self, prefix: str, uid: str, password: str) -> None:
-        """A client for one device, bound to its own client id and role."""
-        role = device_role_name(uid)
-        with contextlib.suppress(BrokerRefused):  # a leftover of an unfinished provisioning
-            self.execute([{"command": "deleteClient", "username": uid}])
-        self.ensure_role(role, device_acls(prefix, uid))
+    def _replace_client(
+        self, username: str, rolename: str, acls: list[Acl], client: dict[str, Any]
+    ) -> None:
+        # One message, one round trip. Client before role: Mosquitto 2.0.11 stops answering
+        # when it deletes a client whose role was deleted first.
         self.execute(
             [
+                {"command": "deleteClient", "username": username},
+                {"command": "deleteRole", "rolename": rolename},
+                {
+                    "command": "createRole",
+                    "rolename": rolename,
+                    "acls": [a.as_json() for a in acls],
+                },
                 {
                     "command": "createClient",
-                    "username": uid,
-                    "clientid": uid,
-                    "password": password,
-                    "roles": [{"rolename": role}],
-                }
-            ]
+                    "username": username,
+                    "roles": [{"rolename": rolename}],
+                    **client,
+                },
+            ],
+            may_fail=frozenset({"deleteClient", "deleteRole"}),
         )
 
-    def set_password(self, username: str, password: str) -> None:
-        """Rotate a client's password; the broker drops its open connection."""
-        self.execute([{"command": "setClientPassword", "username": username, "password": password}])
-        # 2.0's setClientPassword keeps current sessions; cut them so the old secret stops now.
-        self.kick(username)
+    def create_device(self, prefix: str, uid: str, password: str) -> None:
+        """A client for one device, bound to its own client id and role (replaces leftovers)."""
+        client = {"clientid": uid, "password": password}
+        self._replace_client(uid, device_role_name(uid), device_acls(prefix, uid), client)
 
-    def kick(self, username: str) -> None:
-        """Disconnect a client's open connections (disable then enable)."""
+    def set_password(self, username: str, password: str) -> None:
+        """Rotate a client's password and cut its open connections, in one message."""
+        # 2.0's setClientPassword keeps current sessions; disable+enable cuts them.
         self.execute(
             [
+                {"command": "setClientPassword", "username": username, "password": password},
                 {"command": "disableClient", "username": username},
                 {"command": "enableClient", "username": username},
             ]
@@ -219,29 +223,15 @@ class DynsecAdmin:
 
     def delete_device(self, uid: str) -> None:
         """Delete a device's client (disconnecting it) and its role; missing ones are fine."""
-        for command in (
-            {"command": "deleteClient", "username": uid},
-            {"command": "deleteRole", "rolename": device_role_name(uid)},
-        ):
-            try:
-                self.execute([command])
-            except BrokerRefused as exc:
-                log.info("devices.dynsec_delete_skipped", reason=str(exc))
+        self.execute(
+            [
+                {"command": "deleteClient", "username": uid},
+                {"command": "deleteRole", "rolename": device_role_name(uid)},
+            ],
+            may_fail=frozenset({"deleteClient", "deleteRole"}),
+        )
 
     def ensure_service(self, prefix: str, service: str, username: str, password: str) -> None:
         """A platform service's client with its own role (idempotent; resets the password)."""
         role = f"kizuna-service-{service}"
-        # Client before role: Mosquitto 2.0.11 hangs deleting a client whose role was deleted.
-        with contextlib.suppress(BrokerRefused):
-            self.execute([{"command": "deleteClient", "username": username}])
-        self.ensure_role(role, service_acls(prefix, service))
-        self.execute(
-            [
-                {
-                    "command": "createClient",
-                    "username": username,
-                    "password": password,
-                    "roles": [{"rolename": role}],
-                }
-            ]
-        )
+        self._replace_client(username, role, service_acls(prefix, service), {"password": password})

@@ -72,6 +72,7 @@ def dynsec_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynsecBr
     config.write_text(
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous false\n"
+        "set_tcp_nodelay true\n"
         # Started as root, Mosquitto would switch to user "mosquitto" and lose the files.
         f"user {getpass.getuser()}\n"
         f"plugin {plugin}\n"

@@ -13,6 +13,7 @@ from app.components import COMPONENTS, load_component, stop_on_signals
 from app.logging import configure_logging
 from app.settings import Settings, load_settings
 from bench.cli import app as bench_app
+from devices.cli import app as devices_app
 from simulator.cli import app as simulate_app
 
 console = Console(stderr=True)
@@ -24,6 +25,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
+app.add_typer(devices_app, name="devices")
 app.add_typer(simulate_app, name="simulate")
 
 

@@ -8,6 +8,8 @@ import yaml
 from pydantic import BaseModel
 
 from app.settings import Settings
+from devices.cli import PASSWORD_ENV
+from devices.dynsec import PLATFORM_SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -46,8 +48,20 @@ def test_compose_defines_every_component_and_the_services_they_need() -> None:
 
 @pytest.mark.parametrize("variable", sorted(_kizuna_variables()))
 def test_environment_matches_settings(variable: str) -> None:
+    broker_passwords = {PASSWORD_ENV.format(service=s.upper()) for s in PLATFORM_SERVICES}
+    if variable in broker_passwords:  # read by `kizuna devices broker-services`, not settings
+        return
     path = variable.removeprefix("KIZUNA_").lower().split("__")
     assert _setting_exists(Settings, path), f"{variable} is not a Kizuna setting"
+
+
+def test_each_platform_service_gets_its_own_broker_password() -> None:
+    setup = COMPOSE["services"]["broker-services"]
+    assert setup["command"] == ["devices", "broker-services"]
+    for service in PLATFORM_SERVICES:
+        assert PASSWORD_ENV.format(service=service.upper()) in setup["environment"]
+    assert "kizuna-ingest:" in COMPOSE["services"]["ingest"]["environment"]["KIZUNA_MQTT_URL"]
+    assert "kizuna-notify:" in COMPOSE["services"]["notify"]["environment"]["KIZUNA_MQTT_URL"]
 
 
 def test_mosquitto_config_is_shipped_and_deliberate() -> None:

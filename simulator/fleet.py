@@ -227,7 +227,7 @@ class Fleet:
                 local[uid].inbox.put((topic, payload))
 
         subscriptions = []
-        if len(self.links) == 0 or len(group) <= 100:
+        if len(group) <= 100:
             subscriptions = [d.topic(Channel.COMMANDS, "+") for d in group]
             subscriptions += [d.topic(Channel.DESIRED) for d in group]
         else:  # many devices: one wildcard, filtered locally
@@ -324,9 +324,7 @@ class Fleet:
             if self.options.goodbye and self.options.mode == "per-device":
                 device = self.by_uid[link.client_id]
                 goodbye = None if device.offline else device.status("offline")
-            link.close(goodbye)
-        if self.options.goodbye and self.options.mode == "shared":
-            pass  # shared links carry no per-device will; devices simply go quiet
+            link.close(goodbye)  # shared links carry no per-device will: devices go quiet
 
     def _update_stats(self, target: datetime) -> None:
         self.stats.sim_time = target

@@ -128,6 +128,7 @@ PERSONAS: dict[str, Persona] = {
             comfort_cool_c=26.0,
             charge_limit_pct=80,
             heat_below_c=22.0,
+            cool_above_c=22.0,  # heating or cooling, never off, in every season
             always_awake=True,
         ),
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -71,7 +73,11 @@ def simulate(
     ] = None,
     interval: Annotated[str, typer.Option(help="Device time between readings.")] = "5m",
     scenario: Annotated[
-        str | None, typer.Option(help="A built-in scenario name or a scenario YAML file.")
+        str | None,
+        typer.Option(
+            help="A built-in scenario name or a YAML file; its devices must be registered in "
+            "the platform as <uid-prefix>-<scenario uid> for scoring."
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -98,6 +104,8 @@ def simulate(
     """Run a fleet (or a scenario) until its duration is simulated or Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
+    # Logs go to stderr, so that --json output on stdout stays parseable.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:
         if scenario is not None:
             result = _run_scenario(scenario, mqtt_url, topic_prefix, database_url, uid_prefix)

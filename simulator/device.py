@@ -176,7 +176,11 @@ class SimulatedDevice:
         elif fault.kind == "stuck_sensor":
             metric = str(params["metric"])
             value = params.get("value", self.behaviour.metrics()[metric])
-            self.stuck = {**self.stuck, metric: value} if active else {}
+            self.stuck = (
+                {**self.stuck, metric: value}
+                if active
+                else {k: v for k, v in self.stuck.items() if k != metric}
+            )
         elif fault.kind == "clock_skew":
             self.skew_to_epoch = active and bool(params.get("epoch", False))
             offset = parse_duration(params.get("offset", "0s"))

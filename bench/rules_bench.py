@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from app.logging import configure_logging
 from ingest.records import AcceptedReading, StoredBatch
 from rules import service
 from rules.conditions import Input
@@ -237,6 +238,7 @@ def rules(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Readings evaluated per second with 10 rules per device (fleet evaluator vs engine)."""
+    configure_logging("warning")  # logs go to stderr; stdout carries only the JSON
     specs = bench_specs()
     timeline = make_timeline(devices, rounds, seed)
     readings = int(sum(np.count_nonzero(~np.isnan(b.ts)) for b in timeline))

@@ -114,30 +114,36 @@ def claim_due(conn: Conn, now: datetime, limit: int) -> list[RuleState]:
 
 
 def save_states(conn: Conn, states: Iterable[RuleState]) -> None:
-    """Write changed states (insert new ones) in one round of statements."""
-    params = [
-        (
-            rs.rule_id,
-            rs.device_id,
-            rs.version,
-            Jsonb(rs.state),
-            rs.holding,
-            None if rs.last_ts is None else to_dt(rs.last_ts),
-            None if rs.due_at is None else to_dt(rs.due_at),
-        )
-        for rs in states
-        if rs.changed
-    ]
-    if not params:
+    """Write changed states (insert new ones): COPY into a scratch table, then one upsert."""
+    changed = [rs for rs in states if rs.changed]
+    if not changed:
         return
     with conn.cursor() as cur:
-        cur.executemany(
-            f"INSERT INTO rule_states ({_STATE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS rule_states_incoming"
+            " (LIKE rule_states INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY rule_states_incoming ({_STATE_COLUMNS}) FROM STDIN") as copy:
+            for rs in changed:
+                copy.write_row(
+                    (
+                        rs.rule_id,
+                        rs.device_id,
+                        rs.version,
+                        Jsonb(rs.state),
+                        rs.holding,
+                        None if rs.last_ts is None else to_dt(rs.last_ts),
+                        None if rs.due_at is None else to_dt(rs.due_at),
+                    )
+                )
+        cur.execute(
+            f"INSERT INTO rule_states ({_STATE_COLUMNS}) SELECT {_STATE_COLUMNS}"
+            " FROM rule_states_incoming"
             " ON CONFLICT (rule_id, device_id) DO UPDATE SET rule_version = excluded.rule_version,"
             " state = excluded.state, holding = excluded.holding, last_ts = excluded.last_ts,"
-            " due_at = excluded.due_at, updated_at = now()",
-            params,
+            " due_at = excluded.due_at, updated_at = now()"
         )
+        cur.execute("DELETE FROM rule_states_incoming")  # a second call in this transaction
 
 
 # ---------------------------------------------------------------- effects

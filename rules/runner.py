@@ -224,7 +224,6 @@ def _trigger(conn: repo.Conn, edge: Edge) -> None:
         repo.insert_command_intent(
             conn, **ids, name=command.name, args=command.args, at=at, dedup_key=key
         )
-    log.debug("rules.triggered", rule=edge.rule.spec.key, device_id=edge.device_id)
 
 
 def _clear(conn: repo.Conn, edge: Edge) -> None:
@@ -239,4 +238,3 @@ def _clear(conn: repo.Conn, edge: Edge) -> None:
         reason="auto",
         actor="rules",
     )
-    log.debug("rules.cleared", rule=edge.rule.spec.key, device_id=edge.device_id)

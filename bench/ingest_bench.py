@@ -29,7 +29,10 @@ METRICS_PER_MESSAGE = 8
 # Unacked publishes per publisher before it waits. paho scans its whole outgoing window on
 # every PUBACK, so a large window makes the generator, not ingest, the bottleneck.
 MAX_OUTSTANDING = 200
-_SPAWN = mp.get_context("spawn")
+# fork: a spawned child re-imports the whole CLI (dash, fastapi...), which takes seconds on a
+# busy machine and skews the start of every phase.
+_CTX = mp.get_context("fork")
+DRAIN_STALL_S = 30.0  # stop waiting for the drain after this long without progress
 
 
 def _payload(seq: int, now: float) -> bytes:
@@ -66,11 +69,14 @@ def publisher_process(
     prefix: str,
     uids: list[str],
     rate: float,
-    start_at: float,
+    start: Any,
     duration_s: float,
     results: Any,
 ) -> None:
-    """Publish QoS 1 readings round-robin over `uids` at `rate` msg/s (0 = as fast as it can)."""
+    """Publish QoS 1 readings round-robin over `uids` at `rate` msg/s (0 = as fast as it can).
+
+    Connects, reports ready, then waits until the parent sets the shared start time.
+    """
     client = _connect(url, f"bench-pub-{prefix}-{index}", v5=False)
     acked = [0]
     client.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
@@ -78,8 +84,10 @@ def publisher_process(
     topics = [f"{prefix}/v1/devices/{uid}/telemetry" for uid in uids]
     seqs = [0] * len(uids)
     sent = 0
-    while time.time() < start_at:
+    results.put({"ready": index})
+    while start.value == 0 or time.time() < start.value:
         time.sleep(0.001)
+    start_at = start.value
     end = start_at + duration_s
     while (now := time.time()) < end:
         target = int(rate * (now - start_at)) if rate else sent + 200
@@ -192,10 +200,10 @@ def ingest_process(
 def _run_publishers(
     url: str, prefix: str, uids: list[str], publishers: int, rate: float, duration_s: float
 ) -> tuple[list[Any], float, Any]:
-    results = _SPAWN.Queue()
-    start_at = time.time() + 3.0  # spawned interpreters need a moment to import
+    results = _CTX.Queue()
+    start = _CTX.Value("d", 0.0)
     procs = [
-        _SPAWN.Process(
+        _CTX.Process(
             target=publisher_process,
             args=(
                 i,
@@ -203,7 +211,7 @@ def _run_publishers(
                 prefix,
                 uids[i::publishers],
                 rate / publishers,
-                start_at,
+                start,
                 duration_s,
                 results,
             ),
@@ -212,7 +220,10 @@ def _run_publishers(
     ]
     for proc in procs:
         proc.start()
-    return procs, start_at, results
+    for _ in procs:
+        results.get(timeout=120)  # every publisher is connected
+    start.value = time.time() + 0.2
+    return procs, start.value, results
 
 
 def _collect(procs: list[Any], results: Any, timeout_s: float) -> list[dict[str, Any]]:
@@ -228,10 +239,8 @@ def _collect(procs: list[Any], results: Any, timeout_s: float) -> list[dict[str,
 def measure_ceiling(url: str, uids: list[str], publishers: int, seconds: float) -> float:
     """Messages per second the publishers and broker deliver to a consumer that only acks."""
     prefix = f"kzbn{secrets.token_hex(3)}"
-    ready, stop, results = _SPAWN.Event(), _SPAWN.Event(), _SPAWN.Queue()
-    consumer = _SPAWN.Process(
-        target=null_consumer_process, args=(url, prefix, ready, stop, results)
-    )
+    ready, stop, results = _CTX.Event(), _CTX.Event(), _CTX.Queue()
+    consumer = _CTX.Process(target=null_consumer_process, args=(url, prefix, ready, stop, results))
     consumer.start()
     ready.wait(30)
     procs, _, pub_results = _run_publishers(url, prefix, uids, publishers, 0, seconds)
@@ -286,9 +295,9 @@ def run_ingest_bench(
     uids = _register_devices(database_url, devices)
     ceiling = measure_ceiling(mqtt_url, uids, publishers, ceiling_s)
     prefix = f"kzbi{secrets.token_hex(3)}"
-    ready, stop, results = _SPAWN.Event(), _SPAWN.Event(), _SPAWN.Queue()
+    ready, stop, results = _CTX.Event(), _CTX.Event(), _CTX.Queue()
     config = {"session_expiry_s": 300, **(overrides or {})}
-    ingest = _SPAWN.Process(
+    ingest = _CTX.Process(
         target=ingest_process,
         args=(database_url, mqtt_url, prefix, config, with_rules, ready, stop, results),
     )
@@ -307,10 +316,14 @@ def run_ingest_bench(
     cpu_end = proc.cpu_times()
     published = _collect(procs, pub_results, 120)
     acked = sum(p["acked"] for p in published)
-    drain_started = time.time()
-    while _stored(database_url)[1] < acked and time.time() < drain_started + 60:
+    drain_started = last_progress = time.time()
+    stored = _stored(database_url)[1]
+    while stored < acked and time.time() < last_progress + DRAIN_STALL_S:
         rss_peak = max(rss_peak, proc.memory_info().rss)
-        time.sleep(0.25)
+        time.sleep(0.5)
+        now_stored = _stored(database_url)[1]
+        if now_stored > stored:
+            stored, last_progress = now_stored, time.time()
     drain_s = time.time() - drain_started
     stop.set()
     report = results.get(timeout=60)
@@ -342,6 +355,7 @@ def run_ingest_bench(
         "max_ms": round(report["max_ms"], 1),
         "batches": report["batches"],
         "drain_s": round(drain_s, 2),
+        "drain_complete": distinct >= acked,
         "ingest_cpu_pct": round(100 * cpu_s / duration_s, 1),
         "ingest_rss_mb": round(rss_peak / 2**20, 1),
         "generator_ceiling_msgs_per_s": round(ceiling),
@@ -406,6 +420,9 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = True,
 ) -> None:
     """Sustained ingest load: throughput, loss, duplicates, publish→commit latency, CPU, RSS."""
+    from app.logging import configure_logging
+
+    configure_logging("warning")  # logs to stderr: stdout is the JSON result
     with _services(database_url, mqtt_url) as (db_url, broker_url):
         result = run_ingest_bench(
             db_url,

@@ -173,6 +173,9 @@ def layout(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = True,
 ) -> None:
     """Compare narrow, JSONB and float8[] telemetry layouts: COPY rate and bytes per point."""
+    from app.logging import configure_logging
+
+    configure_logging("warning")  # logs to stderr: stdout is the JSON result
     if database_url:
         result = run_layout_bench(database_url, messages, devices, rounds)
     else:

@@ -242,3 +242,22 @@ def test_csv_import_through_the_api(api: TestClient, operator: TestUser, catalog
     assert api.get(f"{API}/devices?limit=10", headers=operator.headers).json()["items"][0][
         "serial"
     ] in ("CSV-1", "CSV-2")
+
+
+def test_bad_input_is_refused_cleanly(api: TestClient, family: Any, operator: TestUser) -> None:
+    _, users, uid = family
+    owner = users["Owner"].headers
+    for body in ({"nickname": "a\x00b"}, {"nickname": "x" * 81}, {"nickname": 5}):
+        assert api.patch(f"{API}/devices/{uid}", headers=owner, json=body).status_code == 422
+    nul_arg = {"name": "set_charge_limit", "args": {"limit_pct": "\x00"}}
+    assert api.post(f"{API}/devices/{uid}/commands", headers=owner, json=nul_arg).status_code == 422
+    too_long = {"name": "lock", "ttl_s": 10**9}
+    assert (
+        api.post(f"{API}/devices/{uid}/commands", headers=owner, json=too_long).status_code == 422
+    )
+    assert api.get(f"{API}/devices?limit=100000", headers=operator.headers).status_code == 422
+    assert api.get(f"{API}/devices/{uid}/connections?limit=0", headers=owner).status_code == 422
+    bad_uid = api.get(f"{API}/devices/{'x' * 65}", headers=operator.headers)
+    assert bad_uid.status_code in (404, 422)
+    escaped = api.patch(f"{API}/devices/{uid}", headers=owner, json={"nickname": "<b>Hi</b>"})
+    assert escaped.json()["nickname"] == "<b>Hi</b>"  # stored as text; the UI escapes it

@@ -68,8 +68,10 @@ def service_acls(prefix: str, service: str) -> list[Acl]:
     owners = "/".join((prefix, PROTOCOL_VERSION, "owners"))
     uplinks = [f"{devices}/+/{ch.value}" for ch in DEVICE_SENDS]
     if service == "ingest":
-        return [Acl("subscribePattern", t) for t in uplinks] + [
-            Acl("unsubscribePattern", t) for t in uplinks
+        # Scaled-out ingest uses shared subscriptions; dynsec checks the full $share filter.
+        filters = uplinks + [f"$share/+/{t}" for t in uplinks]
+        return [Acl("subscribePattern", t) for t in filters] + [
+            Acl("unsubscribePattern", t) for t in filters
         ]
     if service == "devices":  # the API: commands and desired state downlink
         return [

@@ -68,6 +68,7 @@ def test_device_cannot_subscribe_beyond_its_own_topics(
         assert not device_a.subscribe("$SYS/#")
         assert not device_a.subscribe(f"{topic_prefix}/v1/devices/+/commands/+")
         assert not device_a.subscribe(f"{topic_prefix}/v1/devices/{b}/#")
+        assert not device_a.subscribe(f"$share/g/{topic_prefix}/v1/devices/{b}/#")
         assert device_a.subscribe(f"{topic_prefix}/v1/devices/{a}/commands/+")
         assert device_a.subscribe(device_topic(topic_prefix, a, Channel.DESIRED))
     finally:
@@ -164,3 +165,19 @@ def test_a_will_aimed_at_another_device_is_never_delivered(
         watcher.close()
     # The device's own will arrives (the control that the drop works); the forged one never.
     assert [topic for topic, _, _ in received] == [own_will[0]]
+
+
+def test_ingest_role_may_share_uplink_subscriptions_and_nothing_wider(
+    admin: DynsecAdmin, dynsec_broker: DynsecBroker, topic_prefix: str
+) -> None:
+    password = secrets.token_urlsafe(16)
+    ensure_platform_services(admin, topic_prefix, {"ingest": password})
+    ingest = TestClient(dynsec_broker.host, dynsec_broker.port, "kizuna-ingest", password, "i2")
+    try:
+        assert ingest.subscribe(f"$share/ingest/{topic_prefix}/v1/devices/+/telemetry")
+        assert ingest.subscribe(f"{topic_prefix}/v1/devices/+/command-acks")
+        assert not ingest.subscribe(f"{topic_prefix}/#")
+        assert not ingest.subscribe(f"$share/ingest/{topic_prefix}/v1/devices/+/commands/+")
+        assert not ingest.subscribe("$SYS/#")
+    finally:
+        ingest.close()

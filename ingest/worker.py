@@ -51,7 +51,7 @@ class IngestWorker:
         self._store_config = store_config
         self._steps = tuple(steps)
         self._after_commit = after_commit
-        self._inbox: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Decoded] = queue.SimpleQueue()
         self._directory = DeviceDirectory(
             config.device_cache_ttl_s, config.unknown_device_cache_ttl_s
         )
@@ -62,8 +62,17 @@ class IngestWorker:
         self.last_commit_at: datetime | None = None
 
     def submit(self, message: Incoming) -> None:
-        """Accept one received message (called from the MQTT network thread)."""
-        self._inbox.put(message)
+        """Decode one received message and queue it (called from the MQTT network thread).
+
+        Decoding here overlaps it with the worker's database waits; it never raises, because
+        an exception would stop the network thread.
+        """
+        try:
+            decoded = decode(message, self._prefix, self._config)
+        except Exception as exc:  # a bug in decoding must not stop receiving
+            log.error("ingest.decode_failed", error=type(exc).__name__)
+            decoded = DeadLetter(message, DeadLetterReason.PROCESSING_FAILED, "decoding failed")
+        self._inbox.put(decoded)
 
     @property
     def pending(self) -> int:
@@ -76,8 +85,8 @@ class IngestWorker:
             self._maintain_partitions()
             batch = self._collect(stop)
             metrics.PENDING.set(self.pending + len(batch))
-            if batch and self._store([decode(m, self._prefix, self._config) for m in batch], stop):
-                ack(batch)
+            if batch and self._store(batch, stop):
+                ack([item.incoming for item in batch])
         self.close()
 
     def close(self) -> None:
@@ -86,7 +95,7 @@ class IngestWorker:
             self._conn.close()
             self._conn = None
 
-    def _collect(self, stop: threading.Event) -> list[Incoming]:
+    def _collect(self, stop: threading.Event) -> list[Decoded]:
         try:
             batch = [self._inbox.get(timeout=0.2)]
         except queue.Empty:

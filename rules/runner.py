@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -16,6 +17,7 @@ from rules.engine import (
     CompiledRule,
     DeviceInfo,
     Edge,
+    RuleState,
     adopt_version,
     compile_rule,
     evaluate,
@@ -58,17 +60,8 @@ class RuleSet:
         fingerprint = repo.rules_fingerprint(conn)
         if fingerprint == self._fingerprint:
             return
-        self.load(
-            compile_rule(
-                row["id"],
-                row["version"],
-                RuleSpec.model_validate(row["spec"]),
-                scope_model_id=row["scope_model_id"],
-                scope_device_id=row["scope_device_id"],
-                scope_customer_id=row["scope_customer_id"],
-            )
-            for row in repo.live_rules(conn)
-        )
+        compiled = [rule for row in repo.live_rules(conn) if (rule := _compile_row(row))]
+        self.load(compiled)
         self._fingerprint = fingerprint
         log.info("rules.compiled", rules=len(self.by_id))
 
@@ -95,6 +88,38 @@ class RuleSet:
         for customer_id in device.customer_ids:
             rules.extend(self._by_customer.get(customer_id, ()))
         return rules
+
+
+def _compile_row(row: dict[str, Any]) -> CompiledRule | None:
+    """A stored rule compiled, or None (logged) when it no longer validates: one bad row must
+    not stop telemetry from being stored."""
+    try:
+        return compile_rule(
+            int(row["id"]),
+            int(row["version"]),
+            RuleSpec.model_validate(row["spec"]),
+            scope_model_id=row["scope_model_id"],
+            scope_device_id=row["scope_device_id"],
+            scope_customer_id=row["scope_customer_id"],
+        )
+    except ValueError as exc:  # pydantic.ValidationError included
+        log.error("rules.rule_skipped", rule_id=row["id"], error_type=type(exc).__name__)
+        return None
+
+
+def safe_evaluate(rule: CompiledRule, rs: RuleState, inp: Input, device: DeviceInfo) -> Edge | None:
+    """`evaluate`, but a failing rule restarts its conditions instead of failing the batch."""
+    try:
+        return evaluate(rule, rs, inp, device)
+    except Exception as exc:  # a bug in one rule must not stop telemetry (logged, not raised)
+        log.error(
+            "rules.evaluation_failed",
+            rule_id=rule.id,
+            device_id=device.id,
+            error_type=type(exc).__name__,
+        )
+        rs.state, rs.due_at, rs.changed = {"v": {}, "n": {}}, None, True
+        return None
 
 
 def batch_inputs(batch: StoredBatch) -> dict[int, list[Input]]:
@@ -141,7 +166,7 @@ class RuleRunner:
                 adopt_version(rule, rs)
                 for inp in per_device[device_id]:
                     evaluations += 1
-                    if (edge := evaluate(rule, rs, inp, device)) is not None:
+                    if (edge := safe_evaluate(rule, rs, inp, device)) is not None:
                         edges.append(edge)
         repo.save_states(conn, states.values())
         apply_edges(conn, edges)
@@ -162,7 +187,7 @@ class RuleRunner:
                 rs.due_at, rs.changed = None, True  # rule deleted or disabled: nothing to wake
                 continue
             adopt_version(rule, rs)
-            if (edge := evaluate(rule, rs, Input("tick", rs.due_at), device)) is not None:
+            if (edge := safe_evaluate(rule, rs, Input("tick", rs.due_at), device)) is not None:
                 edges.append(edge)
         repo.save_states(conn, due)
         apply_edges(conn, edges)

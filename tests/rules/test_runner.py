@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -262,3 +263,31 @@ def test_timer_due_time_is_stored_for_the_scheduler(
     feeder.send(fridge, T0, door_open=True)
     [state] = rows(db, "SELECT due_at, holding FROM rule_states")
     assert state == {"due_at": T0 + timedelta(minutes=10), "holding": False}
+
+
+class Exploding:
+    """An evaluator with a bug (the seam: a compiled rule's root)."""
+
+    key = "c"
+
+    def step(self, state: dict, inp: object, ctx: object) -> tuple[bool, None]:
+        raise ZeroDivisionError("bug")
+
+
+def test_a_broken_rule_never_stops_the_batch_or_the_other_rules(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    good = make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    buggy = make_rule(db, "t.buggy", "refrigerator", TOO_WARM)
+    unreadable = make_rule(db, "t.unreadable", "refrigerator", TOO_WARM)
+    db.execute(
+        'UPDATE rules SET spec = \'{"from": "an older version"}\' WHERE id = %s', (unreadable,)
+    )
+    fridge = add_device(db, "refrigerator")
+    with contextlib.closing(connect(feeder.url)) as conn, conn.transaction():
+        feeder.runner.rules.refresh(conn)
+    rules = feeder.runner.rules.by_id
+    assert set(rules) == {good, buggy}  # the unreadable rule is skipped (and logged)
+    feeder.runner.rules.load([rules[good], dataclasses.replace(rules[buggy], root=Exploding())])
+    feeder.send(fridge, T0, fridge_temp_c=10.0)
+    assert [a["rule_id"] for a in alerts(db, fridge)] == [good]

@@ -20,6 +20,7 @@ from app.settings import Settings
 from dashboard.api_auth import ApiAuthenticator
 from dashboard.app import create_dash_app
 from dashboard.auth import SESSION_KEY
+from dashboard.config import DashboardConfig
 from store.db import connect, open_pool
 from tests.conftest import create_database_from_template, drop_database, make_test_settings
 from tests.dashboard.seed import PASSWORD, Fleet, SeedUser, issue_session_token, seed_fleet
@@ -73,6 +74,8 @@ def dash_settings(
             tmp_path_factory.mktemp("dash"),
             # Cheap password hashing: the tests sign in often; the algorithm is the same.
             api=ApiConfig(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1),
+            # Slow ticks: pages still refresh live, but browsers settle between refreshes.
+            dashboard=DashboardConfig(refresh_interval_ms=15_000),
         )
     finally:
         drop_database(postgres_admin_url, url)

@@ -18,6 +18,7 @@ import pytest
 
 from app.settings import Settings
 from dashboard.i18n import t
+from devices import service as devices_service
 from store.db import connect
 from tests.dashboard.conftest import DashboardServer
 from tests.dashboard.seed import PASSWORD, Fleet, SeedUser, seed_fleet
@@ -26,6 +27,8 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WAIT_S = 20
+WINDOW_WIDTH, WINDOW_HEIGHT = 1440, 1000
+SCRIPT_NICKNAME = "<img src=x onerror=\"document.title='pwned'\">"
 
 
 def _chromedriver() -> str | None:
@@ -42,7 +45,9 @@ def fleet(dash_settings: Settings) -> Fleet:
 
     assert dash_settings.database_url is not None
     with contextlib.closing(connect(dash_settings.database_url, autocommit=True)) as conn:
-        return seed_fleet(conn, dash_settings, extra_devices=120)
+        fleet = seed_fleet(conn, dash_settings, extra_devices=60)
+        devices_service.rename_device(conn, "fleet-001", SCRIPT_NICKNAME)
+        return fleet
 
 
 @pytest.fixture
@@ -66,7 +71,7 @@ def browser() -> Iterator[Any]:
         "--disable-sync",
         "--no-first-run",
         f"--user-data-dir={profile}",
-        "--window-size=1440,1100",
+        f"--window-size={WINDOW_WIDTH},{WINDOW_HEIGHT}",
         "--lang=en-US",
     ):
         options.add_argument(flag)
@@ -124,9 +129,17 @@ def _settle(driver: Any) -> None:
 
 
 def _shot(driver: Any, name: str) -> None:
+    """A screenshot of the whole page (the window grows to the page's height, then shrinks)."""
     _settle(driver)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    taller = height > WINDOW_HEIGHT - 140
+    if taller:
+        driver.set_window_size(WINDOW_WIDTH, min(height + 140, 2600))
+        time.sleep(0.3)  # let plotly redraw at the new size
     driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    if taller:
+        driver.set_window_size(WINDOW_WIDTH, WINDOW_HEIGHT)
 
 
 def _sign_in(driver: Any, server: DashboardServer, user: SeedUser) -> None:
@@ -145,7 +158,7 @@ def test_operator_signs_in_sees_fleet_opens_device_and_acknowledges_alert(
     _wait(driver, "#login-submit")
     _shot(driver, "login")
     _sign_in(driver, dashboard, fleet.operator)
-    _wait(driver, "#kpi-devices", "123")
+    _wait(driver, "#kpi-devices", "63")
     _wait(driver, "#fleet-models .main-svg")
     _shot(driver, "fleet")
 
@@ -155,6 +168,8 @@ def test_operator_signs_in_sees_fleet_opens_device_and_acknowledges_alert(
 
     driver.get(dashboard.url + "/devices")
     _wait(driver, "#devices-table a[href='/devices/alice-car']")
+    _wait(driver, "#devices-table", SCRIPT_NICKNAME)  # shown as text, never run
+    assert driver.title == "Kizuna"
     _shot(driver, "devices")
     driver.find_element("css selector", "#devices-table a[href='/devices/alice-car']").click()
     _wait(driver, "#twin-table", "soc_pct")

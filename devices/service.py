@@ -41,13 +41,23 @@ def cipher_from_settings(settings: Settings) -> FieldCipher:
     )
 
 
+def customer_context(field: str) -> str:
+    """The FieldCipher context of a customer field: 'name' → 'customers.name' (column name_enc).
+
+    Every package that opens customer personal data must use this context, or decryption fails.
+    """
+    if field not in PERSONAL_FIELDS:
+        raise ValueError(f"not a personal-data field of customers: {field!r}")
+    return f"customers.{field}"
+
+
 def _seal(cipher: FieldCipher, field: str, value: str | None) -> bytes | None:
-    return None if value is None else cipher.seal(value, f"customers.{field}")
+    return None if value is None else cipher.seal(value, customer_context(field))
 
 
 def _customer_out(cipher: FieldCipher, row: dict[str, Any]) -> CustomerPublic:
     opened = {
-        f: cipher.open(row[f"{f}_enc"], f"customers.{f}") if row[f"{f}_enc"] else None
+        f: cipher.open(bytes(row[f"{f}_enc"]), customer_context(f)) if row[f"{f}_enc"] else None
         for f in PERSONAL_FIELDS
     }
     return CustomerPublic.model_validate({**row, **opened})

@@ -52,6 +52,9 @@ def test_customer_personal_data_is_encrypted_at_rest(registry: Any, cipher: Fiel
     stored = b"".join(bytes(raw[c]) for c in ("name_enc", "email_enc", "phone_enc"))
     assert "山田".encode() not in stored and b"Hanako" not in stored
     assert service.get_customer(registry, cipher, created.id).name == "山田 花子"
+    # Other packages open these columns with the documented contexts.
+    assert cipher.open(bytes(raw["name_enc"]), "customers.name") == "山田 花子"
+    assert service.customer_context("email") == "customers.email"
     # The blind index finds the customer whatever the case of the email.
     assert service.customer_id_by_email(registry, cipher, " hanako@example.COM") == created.id
     with pytest.raises(Conflict):

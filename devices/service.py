@@ -228,6 +228,9 @@ def transfer(conn: Conn, uid: str, new_owner_id: int, *, keep_family: bool = Fal
     with conn.transaction():
         device = _locked_device(conn, uid)
         _require_customer(conn, new_owner_id)
+        current = repo.device_visible_to(conn, uid, new_owner_id)
+        if current is not None and current["role"] == "owner":
+            raise Conflict("this customer already owns the device")
         ending = ("owner",) if keep_family else ("owner", "family")
         repo.end_members(conn, device["id"], None, ending)
         repo.end_members(conn, device["id"], new_owner_id, ("family",))

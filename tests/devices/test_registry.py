@@ -108,6 +108,8 @@ def test_transfer_cuts_the_old_owner_off_at_once(registry: Any, cipher: FieldCip
     old, family, new = (new_customer(registry, cipher, n) for n in ("Old", "Fam", "New"))
     uid = new_device(registry, "ev", owner_id=old)
     service.share(registry, uid, family)
+    with pytest.raises(Conflict):
+        service.transfer(registry, uid, old)
     service.transfer(registry, uid, new)
     assert service.device_visible_to(registry, uid, old) is None
     assert service.device_visible_to(registry, uid, family) is None

@@ -189,3 +189,30 @@ def test_unknown_device_becomes_known_after_registration(settings, db, start_ing
     )
     device.raw(device.topic(Channel.TELEMETRY), reading_payload(2, {"power_w": 2.0}))
     wait_until(lambda: ingest.worker.totals.readings_stored == 1)
+
+
+def test_composition_root_runs_until_stopped_and_reports_health(settings, db, make_device):
+    import threading
+
+    from ingest import health
+    from ingest.main import run
+
+    uid, device_id = next(
+        iter(register_devices(settings.database_url, "washing_machine", 1).items())
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(settings, stop), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: (h := health.current()) is not None and h.ok)
+        make_device(uid).reading(1, WASHER_OK, ago(1))
+        wait_until(
+            lambda: (
+                _count(db, "SELECT count(*) AS n FROM telemetry WHERE device_id = %s", device_id)
+                == 1
+            )
+        )
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()

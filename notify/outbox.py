@@ -80,7 +80,7 @@ class Outbox:
     def _recipient(self, row: dict[str, Any]) -> Recipient:
         profile = row["profile"] or {}
         reachable = {ChannelName.FEED, ChannelName.MQTT}
-        if row["has_email"] and self.channels.get(ChannelName.EMAIL):
+        if row["has_email"]:
             reachable.add(ChannelName.EMAIL)
         if profile.get("webhook_url"):
             reachable.add(ChannelName.WEBHOOK)
@@ -175,6 +175,8 @@ class Outbox:
         for channel in channels:
             if channel is ChannelName.FEED:
                 rows.append(row(channel, "sent"))
+            elif channel not in self.channels:
+                rows.append(row(channel, "suppressed", "channel_not_configured"))
             elif channel not in person.reachable:
                 rows.append(row(channel, "suppressed", "no_address"))
             elif over_cap:
@@ -193,7 +195,8 @@ class Outbox:
         self, person: Recipient, channels: Sequence[ChannelName], base: dict[str, Any]
     ) -> list[dict[str, Any]]:
         preferred = ChannelName(person.profile.get("escalation_channel") or ChannelName.EMAIL)
-        channel = escalation_channel(preferred, channels, person.reachable)
+        configured = person.reachable & set(self.channels)
+        channel = escalation_channel(preferred, channels, configured)
         if channel is None:
             return []
         due = self.now() + timedelta(seconds=self.config.escalate_after_s)

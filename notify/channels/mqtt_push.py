@@ -30,6 +30,10 @@ class MqttPushChannel:
         with self._lock:
             if self._client is not None and self._client.is_connected():
                 return self._client
+            if self._client is not None:  # lost: stop its network thread before replacing it
+                self._client.loop_stop()
+                self._client.disconnect()
+                self._client = None
             if self._url is None:
                 raise TransientDeliveryError("no MQTT broker configured")
             parts = urlsplit(self._url)

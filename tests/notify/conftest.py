@@ -22,9 +22,10 @@ from notify.channels import Channel
 from notify.channels.email import EmailChannel
 from notify.channels.webhook import WebhookChannel
 from notify.config import NotifyConfig
-from notify.models import ChannelName
+from notify.models import INTERRUPTING_CHANNELS, ChannelName
 from notify.outbox import Outbox
 from notify.repo import EMAIL_CONTEXT, NAME_CONTEXT
+from store.db import connect
 from store.encryption import FieldCipher
 from tests.api.conftest import (  # noqa: F401  (the real app and users, for the route tests)
     api,
@@ -34,6 +35,38 @@ from tests.api.conftest import (  # noqa: F401  (the real app and users, for the
     make_user,
     smtp,
 )
+from tests.conftest import create_database_from_template, drop_database
+
+
+@pytest.fixture(scope="session")
+def notify_database(postgres_admin_url: str, template_database: str) -> Iterator[str]:
+    """One migrated database for the notify tests, emptied before each test (cheaper than a
+    clone per test on a busy machine)."""
+    url = create_database_from_template(postgres_admin_url, template_database)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_admin_url, url)
+
+
+@pytest.fixture
+def database_url(notify_database: str) -> str:
+    """The notify database with every table emptied and identities restarted."""
+    with connect(notify_database, autocommit=True) as conn:
+        tables = [
+            row["relname"]
+            for row in conn.execute(
+                """SELECT c.relname FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                     AND NOT c.relispartition AND c.relname <> 'schema_migrations'
+                     AND NOT EXISTS (SELECT 1 FROM pg_trigger t  -- append-only tables
+                                     WHERE t.tgrelid = c.oid AND (t.tgtype & 32) <> 0)"""
+            )
+        ]
+        names = ", ".join(f'"{name}"' for name in tables)
+        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    return notify_database
 
 
 @pytest.fixture
@@ -168,7 +201,9 @@ def make_outbox(
     """An Outbox with test-friendly retry timing."""
     values: dict[str, Any] = {"retry_base_s": 0.05, "retry_max_s": 0.2, "escalate_after_s": 60}
     values.update(config)
-    return Outbox(NotifyConfig(**values), cipher, channels or {}, clock=clock)
+    if channels is None:  # every interrupting channel configured, recording what it gets
+        channels = {name: RecordingChannel() for name in INTERRUPTING_CHANNELS}
+    return Outbox(NotifyConfig(**values), cipher, channels, clock=clock)
 
 
 # ---------------------------------------------------------------- real receivers

@@ -178,7 +178,7 @@ def test_a_worker_dying_after_delivery_resends_with_the_same_idempotency_key(
     dying = make_outbox(
         world.cipher,
         {name: DiesAfterDelivering(c) for name, c in channels.items()},
-        lease_s=0.5,
+        lease_s=60,
         batch_size=1,
     )
     dying.fan_out(world.db)
@@ -187,7 +187,8 @@ def test_a_worker_dying_after_delivery_resends_with_the_same_idempotency_key(
             dying.deliver_due(world.db)
     assert dying.deliver_due(world.db) == 0 and _pending(world.db) == 4  # all leased, none sent
     assert len(webhook.calls) == 2  # each row delivered once, then the crash
-    time.sleep(0.6)  # the leases run out; a healthy worker takes over
+    # Time passes: the dead worker's leases run out and a healthy worker takes over.
+    world.db.execute("UPDATE notifications SET lease_until = now() - interval '1 s'")
     _drain(make_outbox(world.cipher, channels), world.db, lambda: _pending(world.db) == 0)
     assert len(webhook.calls) == 4 and len(set(webhook.keys())) == 2  # same keys: dedupable
     message_ids = [m["Message-ID"] for m in smtp_server.sink.messages]

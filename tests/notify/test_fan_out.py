@@ -261,3 +261,17 @@ def test_several_fan_out_workers_post_each_moment_exactly_once(
     ).fetchall()
     assert sorted((p["n"], p["d"]) for p in posts) == [(60, 60), (60, 60)]
     assert world.db.execute("SELECT count(*) AS n FROM notify_inbox").fetchone()["n"] == 0
+
+
+def test_a_channel_the_deployment_lacks_is_suppressed_with_that_reason(world: World) -> None:
+    _family(world)
+    aiko = world.customers["aiko"]
+    service.set_preference(
+        world.db, aiko, PreferenceUpdate(channels=[ChannelName.FEED, ChannelName.EMAIL])
+    )
+    world.moment("fridge-1", "refrigerator.filter_due", {"filter_hours": 4380})
+    make_outbox(world.cipher, {ChannelName.MQTT: RecordingChannel()}).fan_out(world.db)
+    assert [(r["channel"], r["status"], r["reason"]) for r in world.outbox("aiko")] == [
+        ("feed", "sent", None),
+        ("email", "suppressed", "channel_not_configured"),
+    ]

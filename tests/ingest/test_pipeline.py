@@ -193,9 +193,16 @@ def test_unknown_device_becomes_known_after_registration(settings, db, start_ing
 
 def test_composition_root_runs_until_stopped_and_reports_health(settings, db, make_device):
     import threading
+    import urllib.request
 
+    from app.embedded import free_port
     from ingest import health
     from ingest.main import run
+
+    port = free_port()
+    settings = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"metrics_port": port})}
+    )
 
     uid, device_id = next(
         iter(register_devices(settings.database_url, "washing_machine", 1).items())
@@ -212,6 +219,10 @@ def test_composition_root_runs_until_stopped_and_reports_health(settings, db, ma
                 == 1
             )
         )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+            text = page.read().decode()
+        assert "kizuna_ingest_readings_stored_total" in text
+        assert "kizuna_ingest_broker_connected 1.0" in text
     finally:
         stop.set()
         thread.join(15)

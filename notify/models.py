@@ -7,7 +7,14 @@ from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 MomentKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]
 
@@ -83,6 +90,14 @@ class ProfileUpdate(_Input):
     chat_urls: list[Annotated[str, StringConstraints(max_length=1024)]] = Field(
         default_factory=list, max_length=5
     )
+
+    @field_validator("webhook_url", "chat_urls")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else [value]
+        if any(t is not None and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in t) for t in texts):
+            raise ValueError("URLs must not contain control characters")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ProfileUpdate:

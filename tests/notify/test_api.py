@@ -142,6 +142,9 @@ def test_preferences_and_profile_round_trip_and_refuse_bad_input(
         ("profile", {"webhook_url": "http://127.0.0.1:9/x"}),
         ("profile", {"webhook_url": "http://169.254.169.254/latest/meta-data"}),
         ("profile", {"daily_cap": -1}),
+        ("profile", {"webhook_url": "https://example.com/\u0000x"}),
+        ("profile", {"chat_urls": ["json://example.com/\u0000"]}),
+        ("scopes", {"moment_kind": "ev.\u0000", "delivery": "off"}),
     ]
     for path, body in bad:
         answer = api.put(f"{PREFS}/{path}", json=body, headers=headers)

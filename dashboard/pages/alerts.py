@@ -33,7 +33,7 @@ def layout(lang: str, _params: dict[str, str]) -> html.Div:
                 value="open",
                 inline=True,
                 className="range-select",
-                options=[{"label": k, "value": k} for k in STATUS_FILTERS],
+                options=[{"label": t(f"filter.{k}", lang), "value": k} for k in STATUS_FILTERS],
             ),
             dcc.Store(id="alerts-changed"),
             loading(html.Div(id="alerts-list")),
@@ -95,7 +95,7 @@ def alert_table(alerts: list[rules_reporting.AlertRow], tz: str | None, lang: st
             for h in (
                 t("alerts.severity", lang),
                 t("col.uid", lang),
-                "rule",
+                t("col.rule", lang),
                 t("alerts.state", lang),
                 t("alerts.opened", lang),
                 "",

@@ -202,9 +202,9 @@ def preferences_view(prefs: notify_reporting.Preferences, lang: str | None) -> A
         else "—"
     )
     rows: list[list[Any]] = [
-        ["quiet hours", quiet],
-        ["daily cap", str(prefs.daily_cap or "—")],
-        ["digest hour", str(prefs.digest_hour if prefs.digest_hour is not None else "—")],
+        [t("prefs.quiet", lang), quiet],
+        [t("prefs.cap", lang), str(prefs.daily_cap or "—")],
+        [t("prefs.digest", lang), str(prefs.digest_hour if prefs.digest_hour is not None else "—")],
     ]
     rows += [
         [

@@ -261,7 +261,12 @@ def _alerts(alerts: list[rules_reporting.AlertRow], tz: str | None, lang: str | 
     if not alerts:
         return empty(lang)
     return table(
-        [t("alerts.severity", lang), "rule", t("alerts.state", lang), t("alerts.opened", lang)],
+        [
+            t("alerts.severity", lang),
+            t("col.rule", lang),
+            t("alerts.state", lang),
+            t("alerts.opened", lang),
+        ],
         [
             [badge(a.severity, a.severity), a.rule_key, a.status, format_time(a.opened_at, tz)]
             for a in alerts
@@ -273,7 +278,7 @@ def _moments(moments: list[rules_reporting.MomentRow], tz: str | None, lang: str
     if not moments:
         return empty(lang)
     return table(
-        ["", "kind", "time"],
+        ["", t("col.kind", lang), t("col.time", lang)],
         [[badge(m.severity, m.severity), m.kind, format_time(m.occurred_at, tz)] for m in moments],
     )
 
@@ -306,6 +311,6 @@ def _commands(
     if not commands:
         return empty(lang)
     return table(
-        ["command", "args", "status", "time"],
+        [t("col.command", lang), t("col.args", lang), t("col.status", lang), t("col.time", lang)],
         [[c.name, _value(c.args), c.status, format_time(c.created_at, tz)] for c in commands],
     )

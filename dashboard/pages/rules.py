@@ -40,12 +40,22 @@ def register(app: Dash, ctx: DashboardContext) -> None:
             firings = rules_reporting.recent_moments(conn, limit=30)
         rules_view = (
             table(
-                ["rule", "scope", t("rules.enabled", lang), "24h", t("nav.alerts", lang), "last"],
+                [
+                    t("col.rule", lang),
+                    t("col.scope", lang),
+                    t("rules.enabled", lang),
+                    t("col.firings_24h", lang),
+                    t("nav.alerts", lang),
+                    t("col.last_fired", lang),
+                ],
                 [
                     [
                         r.key,
                         r.scope,
-                        badge("on" if r.enabled else "off", "online" if r.enabled else "offline"),
+                        badge(
+                            t("rules.on" if r.enabled else "rules.off", lang),
+                            "online" if r.enabled else "offline",
+                        ),
                         r.firings_24h,
                         r.open_alerts,
                         format_time(r.last_fired_at, tz),
@@ -59,7 +69,13 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         )
         firings_view = (
             table(
-                ["", "kind", t("col.uid", lang), "rule", "time"],
+                [
+                    "",
+                    t("col.kind", lang),
+                    t("col.uid", lang),
+                    t("col.rule", lang),
+                    t("col.time", lang),
+                ],
                 [
                     [
                         badge(m.severity, m.severity),

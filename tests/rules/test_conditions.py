@@ -291,3 +291,13 @@ def test_all_drops_timers_that_cannot_change_the_outcome() -> None:
     r.read(1, soc_pct=30)
     assert r.due_minute == 11 * 60  # 20:00 Tokyo
     assert r.tick(11 * 60) is True
+
+
+def test_window_across_a_daylight_saving_jump_never_raises() -> None:
+    new_york = DeviceInfo(1, "ev", zone=ZoneInfo("America/New_York"))
+    r = Runner({"window": {"start": "01:30", "end": "02:30"}}, device=new_york)
+    # 2026-03-08: clocks jump from 02:00 EST to 03:00 EDT, so 02:30 does not exist that night.
+    day = datetime(2026, 3, 8, tzinfo=UTC).timestamp()
+    assert r._go(Input("tick", day + 6.75 * 3600)) is True  # 01:45 EST
+    assert r._go(Input("tick", day + 7.25 * 3600)) is False  # 03:15 EDT
+    assert r.state.due_at is not None and r.state.due_at > day + 7.25 * 3600

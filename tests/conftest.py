@@ -22,12 +22,15 @@ import pytest
 from app.embedded import embedded_broker, embedded_postgres
 from app.settings import Settings
 from ingest.config import IngestConfig
+from store.config import StoreConfig
 from store.db import connect, url_with_database
 from store.migrate import upgrade
 
 TEST_DATABASE_ENV = "KIZUNA_TEST_DATABASE_URL"
 TEST_MQTT_ENV = "KIZUNA_TEST_MQTT_URL"
 DATABASE_PREFIX = "kzt"
+# Creating and dropping databases waits for checkpoints: no statement timeout for those.
+ADMIN_CONFIG = StoreConfig(statement_timeout_ms=0)
 
 
 def _database_name(kind: str) -> str:
@@ -36,7 +39,7 @@ def _database_name(kind: str) -> str:
 
 def _drop_stale_databases(admin_url: str) -> None:
     """Drop test databases left by runs whose process is gone (killed runs)."""
-    with connect(admin_url, autocommit=True) as conn:
+    with connect(admin_url, ADMIN_CONFIG, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{DATABASE_PREFIX}\\_%",)
         ).fetchall()
@@ -55,6 +58,11 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield url
         return
     with embedded_postgres(tmp_path_factory.mktemp("embedded-pg")) as embedded_url:
+        # Throwaway test data: skip fsync, or every CREATE/DROP DATABASE waits on the disk.
+        with connect(embedded_url, ADMIN_CONFIG, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET full_page_writes = off")
+            conn.execute("SELECT pg_reload_conf()")
         yield embedded_url
 
 
@@ -62,20 +70,20 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 def template_database(postgres_admin_url: str) -> Iterator[str]:
     """A database with every migration applied, cloned by `database_url`."""
     name = _database_name("template")
-    with connect(postgres_admin_url, autocommit=True) as conn:
+    with connect(postgres_admin_url, ADMIN_CONFIG, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         upgrade(url_with_database(postgres_admin_url, name))
         yield name
     finally:
-        with connect(postgres_admin_url, autocommit=True) as conn:
+        with connect(postgres_admin_url, ADMIN_CONFIG, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def create_database_from_template(admin_url: str, template: str) -> str:
     """Clone the template into a new database; return its URL."""
     name = _database_name("db")
-    with connect(admin_url, autocommit=True) as conn:
+    with connect(admin_url, ADMIN_CONFIG, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return url_with_database(admin_url, name)
 
@@ -83,7 +91,7 @@ def create_database_from_template(admin_url: str, template: str) -> str:
 def drop_database(admin_url: str, url: str) -> None:
     """Drop a database made by `create_database_from_template`, closing its connections."""
     name = url.rsplit("/", 1)[1].split("?", 1)[0]
-    with connect(admin_url, autocommit=True) as conn:
+    with connect(admin_url, ADMIN_CONFIG, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -275,3 +275,42 @@ def test_a_channel_the_deployment_lacks_is_suppressed_with_that_reason(world: Wo
         ("feed", "sent", None),
         ("email", "suppressed", "channel_not_configured"),
     ]
+
+
+def test_escalation_is_not_sent_when_the_operator_acknowledged_the_alert(world: World) -> None:
+    world.customer("ann", email="ann@example.test")
+    device = world.device("wm-1", "washing_machine", "Suds", "ann")
+    rule = world.db.execute(
+        "INSERT INTO rules (key, source, scope_model_id, spec) "
+        "VALUES ('test.leak', 'api', 'washing_machine', '{}') RETURNING id"
+    ).fetchone()["id"]
+    alert = world.db.execute(
+        "INSERT INTO alerts (rule_id, device_id, severity, opened_at, dedup_key) "
+        "VALUES (%s, %s, 'critical', now(), 'a1') RETURNING id",
+        (rule, device),
+    ).fetchone()["id"]
+    world.db.execute(
+        "INSERT INTO moments (device_id, kind, severity, occurred_at, facts, alert_id, dedup_key)"
+        " VALUES (%s, 'washing_machine.leak', 'critical', now(), '{}', %s, 'm1')",
+        (device, alert),
+    )
+    email = RecordingChannel()
+    outbox = make_outbox(world.cipher, {ChannelName.EMAIL: email, ChannelName.MQTT: email})
+    outbox.fan_out(world.db)
+    world.db.execute(
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_at = now() WHERE id = %s",
+        (alert,),
+    )
+    world.db.execute("UPDATE notifications SET next_attempt_at = now() - interval '1 s'")
+    while outbox.deliver_due(world.db):
+        pass
+    rows = {
+        r["purpose"]: (r["channel"], r["status"], r["reason"])
+        for r in world.outbox("ann")
+        if r["channel"] != "feed"
+    }
+    assert rows == {
+        "moment": ("mqtt", "sent", None),
+        "escalation": ("email", "suppressed", "acknowledged"),
+    }
+    assert [m.purpose for m in email.delivered] == ["moment"]

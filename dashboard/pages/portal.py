@@ -230,7 +230,11 @@ def product_card(
     """One of my products: name, connection and a few current readings."""
     model = ctx.models.get(p.model_id)
     kind = model.names["ja" if lang == "ja" else "en"] if model else p.model_id
-    readings = [html.Li(f"{name}: {_short(value)}") for name, value in list(p.reported.items())[:4]]
+    specs = model.metrics if model else {}
+    readings = [
+        html.Li(f"{name}: {_short(value)} {(specs[name].unit or '') if name in specs else ''}")
+        for name, value in list(p.reported.items())[:4]
+    ]
     status = "online" if p.online else "offline"
     return html.Div(
         [

@@ -105,7 +105,7 @@ def simulate(
     if ctx.invoked_subcommand is not None:
         return
     # Logs go to stderr, so that --json output on stdout stays parseable.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    structlog.configure(logger_factory=_stderr_logger)
     try:
         if scenario is not None:
             result = _run_scenario(scenario, mqtt_url, topic_prefix, database_url, uid_prefix)
@@ -132,6 +132,11 @@ def simulate(
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
         _print_table(result)
+
+
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    """A logger on whatever stderr is now (it may be swapped, e.g. by a test runner)."""
+    return structlog.PrintLogger(sys.stderr)
 
 
 def _fleet_specs(

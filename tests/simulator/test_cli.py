@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import json
 
+from collections.abc import Iterator
+
+import pytest
+import structlog
 from typer.testing import CliRunner
 
 from app.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The command points structlog at stderr; give other tests their configuration back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_simulate_runs_a_fleet_and_prints_its_numbers(mqtt_url: str, topic_prefix: str) -> None:

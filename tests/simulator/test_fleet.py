@@ -318,3 +318,14 @@ def test_fleet_survives_a_broker_restart_without_losing_a_seq(
         watcher.loop_stop()
         broker.terminate()
         broker.wait(10)
+
+
+def test_a_fleet_split_over_processes_adds_up(mqtt_url: str, topic_prefix: str) -> None:
+    from simulator.mix import mixed_fleet, parse_mix
+    from simulator.processes import run_processes
+
+    specs = mixed_fleet(12, parse_mix("refrigerator=1,ev=1"), seed=2, uid_prefix=topic_prefix)
+    options = _options(mqtt_url, topic_prefix, duration=timedelta(hours=1), mode="shared")
+    totals = run_processes(specs, options, 2)
+    assert (totals["processes"], totals["devices"], totals["readings"]) == (2, 12, 12 * 12)
+    assert totals["cpu_s"] > 0 and totals["sim_time"] is not None

@@ -20,6 +20,7 @@ from notify.models import INTERRUPTING_CHANNELS, ChannelName, Delivery, Outgoing
 from notify.policy import (
     EffectivePreference,
     escalation_channel,
+    is_safety_critical,
     local_midnight,
     quiet_until,
     resolve_preference,
@@ -106,7 +107,7 @@ class Outbox:
             return None
 
     def _fan_out_one(self, conn: repo.Conn, moment: dict[str, Any], person: Recipient) -> None:
-        kind, critical = moment["kind"], moment["severity"] == "critical"
+        kind, critical = moment["kind"], is_safety_critical(moment["kind"], moment["severity"])
         preference = resolve_preference(
             person.preferences, moment["device_id"], kind, self.defaults
         )

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from notify.models import ChannelName, Delivery
 
+# Moments about safety (water on the floor, food going off) whatever severity rules gave them.
+SAFETY_CRITICAL_KINDS = frozenset({"washing_machine.leak", "refrigerator.too_warm"})
 # Fallback order when a critical alert needs a second channel.
 ESCALATION_ORDER = (ChannelName.EMAIL, ChannelName.WEBHOOK, ChannelName.CHAT, ChannelName.MQTT)
 
@@ -49,6 +51,11 @@ def resolve_preference(
         channels if channels is not None else default_channels,
         delivery or Delivery.INSTANT,
     )
+
+
+def is_safety_critical(kind: str, severity: str) -> bool:
+    """Whether a moment bypasses quiet hours, caps, digests and mutes, and may escalate."""
+    return severity == "critical" or kind in SAFETY_CRITICAL_KINDS
 
 
 def quiet_until(

@@ -99,7 +99,7 @@ def test_quiet_hours_hold_interruptions_but_not_critical_ones(world: World) -> N
     late = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 23:30 in Tokyo
     world.moment("ev-1", "ev.not_plugged_in", {"soc_pct": 30, "range_km": 100})
     world.moment(
-        "fridge-1", "refrigerator.too_warm", {"fridge_temp_c": 12, "minutes": 45}, "critical"
+        "fridge-1", "refrigerator.too_warm", {"fridge_temp_c": 12, "minutes": 45}, "warning"
     )
     make_outbox(world.cipher, clock=FakeClock(late)).fan_out(world.db)
     push = {r["kind"]: r for r in world.outbox("aiko", "mqtt")}

@@ -62,3 +62,12 @@ def test_backoff_grows_and_is_capped() -> None:
     assert delays[:4] == [2.0, 4.0, 8.0, 16.0]
     assert delays[-1] == 60.0
     assert 1.5 <= retry_delay_s(1, 2.0, 60.0, 0.0) < retry_delay_s(1, 2.0, 60.0, 0.99) < 2.5
+
+
+def test_leak_and_a_warm_fridge_are_safety_matters_whatever_their_severity() -> None:
+    from notify.policy import is_safety_critical
+
+    assert is_safety_critical("washing_machine.leak", "warning")
+    assert is_safety_critical("refrigerator.too_warm", "warning")
+    assert is_safety_critical("ev.anything", "critical")
+    assert not is_safety_critical("ev.left_unlocked", "warning")

@@ -17,6 +17,15 @@ from tests.devices.mqtt_helpers import TestClient as MqttClient
 API = "/api/v1"
 
 
+@pytest.fixture(autouse=True)
+def close_downlink(api: TestClient) -> Iterator[None]:
+    """Close the app's MQTT downlink after each test (the app's lifespan does not own it)."""
+    yield
+    link = getattr(api.app.state, "devices_downlink", None)  # type: ignore[attr-defined]
+    if link is not None:
+        link.close()
+
+
 @pytest.fixture
 def catalog(db: Any) -> None:
     sync_product_models(db)

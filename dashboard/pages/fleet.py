@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,7 +118,13 @@ def _alert_figure(alerts: dict[str, int]) -> Figure:
         y=[alerts[s] for s in severities],
         marker={"color": [PALETTE.get(s, PALETTE["info"]) for s in severities]},
     )
+    fig.update_layout(yaxis=_count_axis(max(alerts.values(), default=0)))
     return fig
+
+
+def _count_axis(largest: int) -> dict[str, Any]:
+    """Whole-number ticks for counts (plotly would show 0.2 steps for small ones)."""
+    return {"tick0": 0, "dtick": max(1, math.ceil(largest / 5)), "rangemode": "tozero"}
 
 
 def _dead_letter_figure(health: ingest_reporting.IngestHealth) -> Figure:
@@ -125,5 +132,7 @@ def _dead_letter_figure(health: ingest_reporting.IngestHealth) -> Figure:
     reasons = list(health.dead_letters_by_reason) or ["—"]
     counts = [health.dead_letters_by_reason.get(r, 0) for r in reasons]
     fig.add_trace("bar", y=reasons, x=counts, orientation="h", marker={"color": PALETTE["warning"]})
-    fig.update_layout(margin={"l": 90, "r": 10, "t": 10, "b": 30})
+    fig.update_layout(
+        margin={"l": 90, "r": 10, "t": 10, "b": 30}, xaxis=_count_axis(max(counts, default=0))
+    )
     return fig

@@ -20,7 +20,7 @@ from psycopg.rows import DictRow
 from app.broker_url import MqttEndpoint
 from app.settings import Settings
 from devices.dynsec import DynsecAdmin
-from devices.errors import Conflict, NotFound
+from devices.errors import BrokerRefused, Conflict, NotFound
 from devices.models import ProvisionedCredential
 
 log = structlog.get_logger(__name__)
@@ -111,7 +111,11 @@ def rotate(conn: Conn, broker: CredentialBroker, prefix: str, uid: str) -> Provi
         if not _revoke_rows(conn, device_id):
             raise NotFound("the device has no credential to rotate; provision it")
         issued = _issue(conn, device_id, uid, prefix)
-        broker.set_password(uid, issued.password)
+        try:
+            broker.set_password(uid, issued.password)
+        except BrokerRefused:
+            # The broker lost the client (restored store, auth switched on later): recreate it.
+            broker.create_device(prefix, uid, issued.password)
     conn.commit()
     log.info("devices.credential_rotated", device_id=device_id)
     return issued

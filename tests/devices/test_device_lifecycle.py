@@ -17,7 +17,7 @@ from devices.broker_setup import ensure_platform_services
 from devices.config import DevicesConfig
 from devices.downlink import MqttDownlink
 from devices.dynsec import DynsecAdmin
-from devices.errors import Conflict
+from devices.errors import BrokerError, Conflict
 from devices.models import CommandCreate
 from devices.protocol import Channel, CommandAck, CommandRequest, device_topic, json_payload
 from devices.uplink import apply_command_ack
@@ -125,3 +125,43 @@ def test_rotation_and_revocation_through_the_service(
     with pytest.raises(ConnectRefused):
         TestClient(dynsec_broker.host, dynsec_broker.port, uid, second.password, uid)
     assert not credentials.has_credential(registry, uid)
+
+
+class DownBroker:
+    """A broker administrator that cannot reach the broker (the injected seam)."""
+
+    def create_device(self, prefix: str, uid: str, password: str) -> None:
+        raise BrokerError("broker unreachable")
+
+    def set_password(self, username: str, password: str) -> None:
+        raise BrokerError("broker unreachable")
+
+    def delete_device(self, uid: str) -> None:
+        raise BrokerError("broker unreachable")
+
+
+def test_a_broker_that_does_not_confirm_leaves_the_registry_unchanged(
+    registry: Any, dynsec_settings: Settings, topic_prefix: str
+) -> None:
+    uid = new_device(registry, "ev")
+    with pytest.raises(BrokerError):
+        credentials.provision(registry, DownBroker(), topic_prefix, uid)
+    assert not credentials.has_credential(registry, uid)
+    with credentials.credential_broker(dynsec_settings) as broker:
+        issued = credentials.provision(registry, broker, topic_prefix, uid)
+    with pytest.raises(BrokerError):
+        credentials.rotate(registry, DownBroker(), topic_prefix, uid)
+    with pytest.raises(BrokerError):
+        credentials.revoke(registry, DownBroker(), uid)
+    assert credentials.verify_secret(registry, uid, issued.password)
+
+
+def test_rotation_recreates_a_client_the_broker_lost(
+    registry: Any, dynsec_settings: Settings, dynsec_broker: DynsecBroker, topic_prefix: str
+) -> None:
+    uid = new_device(registry, "refrigerator")
+    with credentials.credential_broker(dynsec_settings) as broker:
+        credentials.provision(registry, broker, topic_prefix, uid)
+        broker.delete_device(uid)  # e.g. a broker store restored from an old backup
+        rotated = credentials.rotate(registry, broker, topic_prefix, uid)
+    TestClient(dynsec_broker.host, dynsec_broker.port, uid, rotated.password, uid).close()

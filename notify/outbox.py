@@ -313,8 +313,34 @@ class Outbox:
                     repo.close_digest(
                         conn, person["customer_id"], [i["id"] for i in items], post_id
                     )
+                    repo.insert_notifications(conn, self._digest_rows(conn, person, message))
                     sent += 1
         return sent
+
+    def _digest_rows(
+        self, conn: repo.Conn, person: dict[str, Any], message: Any
+    ) -> list[dict[str, Any]]:
+        """The digest also goes out on the person's interrupting channels (email...)."""
+        row = repo.person(conn, person["customer_id"])
+        if row is None:
+            return []
+        reader = self._recipient(row)
+        kind = "friend.digest"
+        channels = resolve_preference(reader.preferences, 0, kind, self.defaults).channels
+        return [
+            {
+                **_digest_post(person, message),
+                "channel": channel.value,
+                "purpose": "digest",
+                "status": "pending",
+                "reason": None,
+                "next_attempt_at": self.now(),
+            }
+            for channel in channels
+            if channel in INTERRUPTING_CHANNELS
+            and channel in self.channels
+            and channel in reader.reachable
+        ]
 
 
 def _digest_post(person: dict[str, Any], message: Any) -> dict[str, Any]:

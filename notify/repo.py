@@ -44,16 +44,30 @@ def claim_moments(conn: Conn, limit: int) -> list[Row]:
     ).fetchall()
 
 
+# A person as fan-out needs them: language, zone, sealed name, profile, preferences.
+_PERSON_COLUMNS = f"""c.id AS customer_id, c.language, c.time_zone, c.name_enc,
+       {_EMAIL_SQL} IS NOT NULL AS has_email,
+       to_jsonb(p) AS profile,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'device_id', n.device_id, 'moment_kind', n.moment_kind,
+                   'channels', n.channels, 'delivery', n.delivery)), '[]')
+        FROM notify_preferences n WHERE n.customer_id = c.id) AS preferences"""
+
+
+def person(conn: Conn, customer_id: int) -> Row | None:
+    """One person with their profile, preferences and email presence."""
+    return conn.execute(
+        f"""SELECT {_PERSON_COLUMNS} FROM customers c
+            LEFT JOIN notify_profiles p ON p.customer_id = c.id
+            WHERE c.id = %s AND c.erased_at IS NULL""",
+        (customer_id,),
+    ).fetchone()
+
+
 def recipients(conn: Conn, device_ids: Sequence[int]) -> dict[int, list[Row]]:
     """The people sharing each device now, with their profile, preferences and email presence."""
     rows = conn.execute(
-        f"""SELECT o.device_id, c.id AS customer_id, c.language, c.time_zone, c.name_enc,
-                   {_EMAIL_SQL} IS NOT NULL AS has_email,
-                   to_jsonb(p) AS profile,
-                   (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                               'device_id', n.device_id, 'moment_kind', n.moment_kind,
-                               'channels', n.channels, 'delivery', n.delivery)), '[]')
-                    FROM notify_preferences n WHERE n.customer_id = c.id) AS preferences
+        f"""SELECT o.device_id, {_PERSON_COLUMNS}
             FROM device_ownerships o JOIN customers c ON c.id = o.customer_id
             LEFT JOIN notify_profiles p ON p.customer_id = c.id
             WHERE o.device_id = ANY(%s) AND o.ended_at IS NULL AND c.erased_at IS NULL

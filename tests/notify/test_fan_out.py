@@ -161,7 +161,11 @@ def test_daily_cap_stops_interruptions_but_not_critical_ones(world: World) -> No
 def test_digest_mode_bundles_minor_moments_into_a_daily_friend_update(world: World) -> None:
     _family(world)
     aiko = world.customers["aiko"]
-    service.set_preference(world.db, aiko, PreferenceUpdate(delivery=Delivery.DIGEST))
+    service.set_preference(
+        world.db,
+        aiko,
+        PreferenceUpdate(channels=[ChannelName.FEED, ChannelName.EMAIL], delivery=Delivery.DIGEST),
+    )
     service.update_profile(world.db, aiko, ProfileUpdate(digest_hour=19), world.cipher)
     clock = FakeClock(datetime(2026, 3, 2, 3, 0, tzinfo=UTC))  # 12:00 Tokyo
     outbox = make_outbox(world.cipher, clock=clock)
@@ -184,6 +188,8 @@ def test_digest_mode_bundles_minor_moments_into_a_daily_friend_update(world: Wor
     assert (
         "• あなたの冷蔵庫：フィルター交換の時期です\n• ボルトの充電が完了しました" in digest["body"]
     )
+    digest_mail = [r for r in world.outbox("aiko", "email") if r["purpose"] == "digest"]
+    assert [(r["status"], r["title"]) for r in digest_mail] == [("pending", "今日のおしらせまとめ")]
     # Ben has no digest preference: he got the charge post at once.
     assert [p["kind"] for p in world.feed("ben")] == [
         "ev.charge_complete",

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import queue
 import secrets
+import subprocess
 import tempfile
 import threading
 import time
@@ -382,15 +383,50 @@ def _bench_database(admin_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+BROKER_CONFIG = """listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+# Ingest acknowledges after commit: the broker's in-flight window toward it must be at least
+# ingest's Receive Maximum, or the next batch cannot arrive while one commits (0 = the
+# client's Receive Maximum decides).
+max_inflight_messages 0
+max_queued_messages 2000000
+message_size_limit 262144
+log_dest stderr
+log_type error
+"""
+
+
+@contextlib.contextmanager
+def _bench_broker(work: Path) -> Iterator[str]:
+    """A Mosquitto of our own with limits chosen for a load test (docs/ingest.md)."""
+    from app.embedded import embedded_broker, find_mosquitto, free_port, wait_for_port
+
+    binary = find_mosquitto()
+    if binary is None:  # no Mosquitto: the embedded fallback broker
+        with embedded_broker(work / "broker") as broker:
+            yield _url(broker)
+        return
+    port = free_port()
+    config = work / "mosquitto-bench.conf"
+    config.write_text(BROKER_CONFIG.format(port=port))
+    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port("127.0.0.1", port, 10)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 @contextlib.contextmanager
 def _services(database_url: str | None, mqtt_url: str | None) -> Iterator[tuple[str, str]]:
-    from app.embedded import embedded_broker, embedded_postgres
+    from app.embedded import embedded_postgres
 
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kizuna-bench-")))
         admin = database_url or _url(stack.enter_context(embedded_postgres(work / "pg")))
-        # Our own broker by default: its queue limits are sized for the load (see app/embedded).
-        broker = mqtt_url or _url(stack.enter_context(embedded_broker(work / "broker")))
+        broker = mqtt_url or stack.enter_context(_bench_broker(work))
         yield stack.enter_context(_bench_database(admin)), broker
 
 

@@ -20,7 +20,7 @@ from api.deps import AccountsDep, ClientIp, DbConn, PersonOnly
 
 router = APIRouter(prefix="/me", tags=["me"])
 
-UUID_PATTERN = r"^[0-9a-fA-F-]{36}$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 @router.get("", response_model=UserPublic, summary="My account")

@@ -29,7 +29,6 @@ from app.services import running_services
 from app.settings import Settings, load_settings
 from devices.catalog_sync import sync_product_models
 from devices.protocol import Channel, DeviceEvent, Reading, device_topic, json_payload
-from ingest.config import IngestConfig
 from rules.service import install_builtin_packs
 from store.db import connect, url_with_database
 from store.migrate import upgrade
@@ -276,6 +275,9 @@ def notify(
     ] = 100,
     reference_probes: Annotated[int, typer.Option(help="Probes on the idle pipeline.")] = 50,
     spacing_ms: Annotated[float, typer.Option(help="Time between probes.")] = 50,
+    ingest_batch_wait_ms: Annotated[
+        int | None, typer.Option(help="Override ingest's batch_max_wait_ms (default: settings).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Latency from a published event to the post in the in-app feed, idle and under load."""
@@ -287,11 +289,14 @@ def notify(
         assert live.database_url is not None
         with scratch_database(live.database_url) as url:
             prefix = f"kzbench{secrets.token_hex(3)}"
+            ingest = live.ingest.model_copy(update={"client_id": f"ingest-{prefix}"})
+            if ingest_batch_wait_ms is not None:
+                ingest = ingest.model_copy(update={"batch_max_wait_ms": ingest_batch_wait_ms})
             settings = live.model_copy(
                 update={
                     "database_url": url,
                     "mqtt_topic_prefix": prefix,
-                    "ingest": IngestConfig(client_id=f"ingest-{prefix}"),
+                    "ingest": ingest,
                 }
             )
             provision(url, fridges, probes + reference_probes + 2 * moment_probes)
@@ -341,6 +346,7 @@ def notify(
         "notify_stage_idle": stage_idle,
         "p50_ratio_loaded_vs_idle": _ratio(loaded, reference, "p50_ms"),
         "p99_ratio_loaded_vs_idle": _ratio(loaded, reference, "p99_ms"),
+        "ingest_batch_max_wait_ms": settings.ingest.batch_max_wait_ms,
         "feed_poll_interval_ms": FEED_POLL_S * 1000,
         "cpu_count": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),

@@ -26,6 +26,7 @@ from api.config import ApiConfig
 from api.mail import SmtpMailSender
 from app.embedded import free_port
 from app.settings import Settings
+from devices.catalog_sync import sync_product_models
 from tests.api.probe import router as probe_router
 from tests.conftest import make_test_settings
 
@@ -147,10 +148,8 @@ def insert_customer(db: Any) -> int:
 
 
 def insert_device(db: Any, owner_customer_id: int | None, role: str = "owner") -> str:
-    """A device (model 'ev'), optionally owned by a customer; returns its uid."""
-    db.execute(
-        "INSERT INTO product_models (id, spec) VALUES ('ev', '{}') ON CONFLICT (id) DO NOTHING"
-    )
+    """A device (the shipped 'ev' model), optionally owned by a customer; returns its uid."""
+    sync_product_models(db)
     uid = f"dev-{secrets.token_hex(4)}"
     row = db.execute(
         "INSERT INTO devices (uid, serial, model_id) VALUES (%s, %s, 'ev') RETURNING id",

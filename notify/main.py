@@ -73,8 +73,8 @@ def delivery_loop(settings: Settings, outbox: Outbox, stop: threading.Event) -> 
         try:
             with connect(url, settings.store, autocommit=True) as conn:
                 while not stop.is_set():
-                    if not outbox.deliver_due(conn):
-                        stop.wait(wait_s)
+                    if not outbox.deliver_due(conn) and outbox.work_ready.wait(wait_s):
+                        outbox.work_ready.clear()
         except psycopg.Error as exc:
             log.warning("notify.delivery_db_error", error=type(exc).__name__)
             stop.wait(RECONNECT_DELAY_S)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class Outbox:
         self.channels = channels
         self.now = clock or (lambda: datetime.now(UTC))
         self.defaults = tuple(ChannelName(c) for c in config.default_channels)
+        # Set after a fan-out commits rows to deliver: wakes this process's delivery threads
+        # at once (other processes find the rows by polling).
+        self.work_ready = threading.Event()
 
     # ------------------------------------------------------------ fan-out
 
@@ -74,6 +78,7 @@ class Outbox:
             for moment in moments:
                 for person in people.get(moment["device_id"], []):
                     self._fan_out_one(conn, moment, self._recipient(person))
+        self.work_ready.set()
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         log.debug("notify.fan_out", moments=len(moments), elapsed_ms=elapsed_ms)
         return len(moments)

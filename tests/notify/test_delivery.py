@@ -304,3 +304,29 @@ def test_mqtt_push_reaches_the_owners_app_topic(
         subscriber.disconnect()
     assert received[0]["title"] == "Bolt is charged" and received[0]["device_uid"] == "ev-1"
     assert world.outbox("ann", "mqtt")[0]["status"] == "sent"
+
+
+def test_chat_services_are_reached_through_apprise_and_retried_when_down(
+    world: World, webhook: WebhookReceiver
+) -> None:
+    from notify.channels.chat import ChatChannel
+
+    world.customer("ann", language="en", name="Ann")
+    world.device("ac-1", "air_conditioner", "Kaze", "ann")
+    cid = world.customers["ann"]
+    service.set_preference(world.db, cid, PreferenceUpdate(channels=[ChannelName.CHAT]))
+    chat_url = f"json://127.0.0.1:{webhook.port}/hook"
+    service.update_profile(world.db, cid, ProfileUpdate(chat_urls=[chat_url]), world.cipher)
+    outbox = make_outbox(world.cipher, {ChannelName.CHAT: ChatChannel()})
+    world.moment("ac-1", "air_conditioner.filter_cleaning_due", {"filter_hours": 500})
+    outbox.fan_out(world.db)
+    webhook.stop()
+    outbox.deliver_due(world.db)
+    row = world.outbox("ann", "chat")[0]
+    assert (row["status"], row["attempts"]) == ("pending", 1) and row["last_error"]
+    webhook.start()
+    _drain(outbox, world.db, lambda: _pending(world.db) == 0)
+    assert len(webhook.calls) == 1
+    body = webhook.calls[0][1]
+    assert body["title"] == "Kaze: filter cleaning due"
+    assert body["message"].startswith("Hi Ann, it's Kaze. I've run for 500 hr")

@@ -28,7 +28,14 @@ from ingest.models import (
     QuarantineReason,
 )
 from ingest.records import AcceptedEvent, AcceptedReading, BatchStep, StoredBatch
-from store.telemetry import EventRow, StoredKey, TelemetryRow, insert_events, insert_telemetry
+from store.telemetry import (
+    EventRow,
+    StoredKey,
+    TelemetryRow,
+    copy_new_telemetry,
+    insert_events,
+    insert_telemetry,
+)
 
 UNSET_CLOCK_BEFORE = datetime.fromisoformat("2001-01-01T00:00:00+00:00")
 
@@ -129,12 +136,20 @@ def _place(plan: BatchPlan, item: Parsed, entry: DeviceEntry, limits: ClockLimit
 
 
 def write_batch(
-    conn: repo.Conn, plan: BatchPlan, steps: Sequence[BatchStep], config: IngestConfig
+    conn: repo.Conn,
+    plan: BatchPlan,
+    steps: Sequence[BatchStep],
+    config: IngestConfig,
+    fast: bool = True,
 ) -> BatchResult:
-    """Write everything in the plan and run the steps; the caller owns the transaction."""
+    """Write everything in the plan and run the steps; the caller owns the transaction.
+
+    `fast=False` sends every reading through the dedup path (the retry after a surprise
+    UniqueViolation on the fast path).
+    """
     result = BatchResult(messages=plan.messages)
     twins = repo.lock_twins(conn, plan.device_ids()) if plan.device_ids() else {}
-    stored_readings = _store_readings(conn, plan, result)
+    stored_readings = _store_readings(conn, plan, twins, result, fast)
     stored_events = _store_events(conn, plan, result)
     _quarantine(conn, plan, result)
     _track_gaps(conn, plan, twins, stored_readings, stored_events, result)
@@ -154,16 +169,36 @@ def write_batch(
 
 
 def _store_readings(
-    conn: repo.Conn, plan: BatchPlan, result: BatchResult
+    conn: repo.Conn,
+    plan: BatchPlan,
+    last_seqs: Mapping[int, int | None],
+    result: BatchResult,
+    fast: bool,
 ) -> list[tuple[DeviceEntry, Reading, Incoming]]:
+    """Store new readings; the rest are counted as duplicates.
+
+    A seq above the device's last seq (read under the twin lock) cannot be stored yet, so
+    those rows are COPYed straight in; the others (redeliveries, late arrivals, a device that
+    reset its counter) go through the staging table and ON CONFLICT DO NOTHING.
+    """
     unique: dict[StoredKey, tuple[DeviceEntry, Reading, Incoming]] = {}
     for item in plan.readings:
         unique.setdefault((item[0].device_id, item[1].ts, item[1].seq), item)
-    rows = [
-        TelemetryRow(e.device_id, r.ts, r.seq, i.received_at, e.slots.encode(r.metrics))
-        for e, r, i in unique.values()
-    ]
-    stored_keys = insert_telemetry(conn, rows)
+    new_rows, maybe_rows = [], []
+    new_keys: set[StoredKey] = set()
+    seen_seqs: set[tuple[int, int]] = set()
+    for key, (e, r, i) in unique.items():
+        row = TelemetryRow(e.device_id, r.ts, r.seq, i.received_at, e.slots.encode(r.metrics))
+        last = last_seqs.get(e.device_id)
+        fresh = fast and (last is None or r.seq > last) and (e.device_id, r.seq) not in seen_seqs
+        seen_seqs.add((e.device_id, r.seq))
+        if fresh:
+            new_rows.append(row)
+            new_keys.add(key)
+        else:
+            maybe_rows.append(row)
+    copy_new_telemetry(conn, new_rows)
+    stored_keys = new_keys | insert_telemetry(conn, maybe_rows)
     stored = [item for key, item in unique.items() if key in stored_keys]
     result.readings_stored += len(stored)
     result.duplicates += len(plan.readings) - len(stored)

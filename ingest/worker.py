@@ -144,8 +144,15 @@ class IngestWorker:
         devices = self._directory.resolve(conn, uids)
         plan = plan_batch(decoded, devices, self._config)
         started = time.perf_counter()
-        with conn.transaction():
-            result = write_batch(conn, plan, self._steps, self._config)
+        try:
+            with conn.transaction():
+                result = write_batch(conn, plan, self._steps, self._config)
+        except psycopg.errors.UniqueViolation:
+            # The fast path met a row it did not expect (a twin edited by hand?): redo the
+            # batch with every reading through the dedup path.
+            log.warning("ingest.fast_path_conflict")
+            with conn.transaction():
+                result = write_batch(conn, plan, self._steps, self._config, fast=False)
         elapsed = time.perf_counter() - started
         now = datetime.now(UTC)
         oldest = min(d.incoming.received_at for d in decoded)

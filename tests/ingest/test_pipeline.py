@@ -227,3 +227,21 @@ def test_composition_root_runs_until_stopped_and_reports_health(settings, db, ma
         stop.set()
         thread.join(15)
     assert not thread.is_alive()
+
+
+def test_a_hand_edited_twin_cannot_make_a_redelivery_stored_twice_or_dead_lettered(
+    settings, db, start_ingest, make_device
+):
+    uid, device_id = next(
+        iter(register_devices(settings.database_url, "washing_machine", 1).items())
+    )
+    ingest = start_ingest()
+    device = make_device(uid)
+    ts = ago(5)
+    device.reading(1, WASHER_OK, ts)
+    wait_until(lambda: ingest.worker.totals.readings_stored == 1)
+    db.execute("UPDATE device_twins SET last_seq = NULL WHERE device_id = %s", (device_id,))
+    device.reading(1, WASHER_OK, ts)  # looks new to the fast path; the database knows better
+    wait_until(lambda: ingest.worker.totals.duplicates == 1)
+    assert _count(db, "SELECT count(*) AS n FROM telemetry") == 1
+    assert _count(db, "SELECT count(*) AS n FROM ingest_dead_letters") == 0

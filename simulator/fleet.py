@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+import paho.mqtt.client as mqtt
 import structlog
 
 from devices.protocol import Channel, device_topic
@@ -21,7 +22,7 @@ from simulator.device import Outgoing, SimulatedDevice
 from simulator.errors import SimulatorError
 from simulator.households import DemoDevice
 from simulator.models import DeviceSpec, FaultSpec
-from simulator.transport import Link, MqttEndpoint
+from simulator.transport import Link, MqttEndpoint, negotiate_protocol
 
 log = structlog.get_logger(__name__)
 
@@ -142,6 +143,7 @@ class Fleet:
         self.by_uid = by_uid
         self.endpoint = MqttEndpoint.from_url(options.mqtt_url)
         self.links: list[Link] = []
+        self.protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5
         self.link_of: dict[str, Link] = {}
         self.stats = FleetStats(devices=len(self.devices), sim_start=self.start)
         self._was_offline: set[str] = set()
@@ -179,6 +181,9 @@ class Fleet:
 
     def _connect(self) -> None:
         options = self.options
+        self.protocol = negotiate_protocol(
+            self.endpoint, self.endpoint.username, self.endpoint.password
+        )
         if options.mode == "per-device":
             for device in self.devices:
                 link = self._device_link(device)
@@ -214,6 +219,7 @@ class Fleet:
             on_message=lambda topic, payload: device.inbox.put((topic, payload)),
             on_connected=lambda: self._announce(link_devices=[device]),
             seed=self.options.seed,
+            protocol=self.protocol,
         )
         return link
 
@@ -245,6 +251,7 @@ class Fleet:
             on_message=route,
             on_connected=lambda: self._announce(link_devices=group),
             seed=self.options.seed,
+            protocol=self.protocol,
         )
 
     def _announce(self, link_devices: list[SimulatedDevice]) -> None:

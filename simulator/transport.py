@@ -64,6 +64,39 @@ def backoff_delay(attempt: int, rng: random.Random) -> float:
     return min(RECONNECT_CAP_S, RECONNECT_BASE_S * 2 ** min(attempt, 10)) * rng.uniform(0.5, 1.5)
 
 
+NEGOTIATE_TIMEOUT_S = 3.0
+
+
+def negotiate_protocol(
+    endpoint: MqttEndpoint, username: str | None, password: str | None
+) -> mqtt.MQTTProtocolVersion:
+    """MQTT 5 when the broker answers it, else 3.1.1 (rumqttd's plain listener)."""
+    for protocol in (mqtt.MQTTv5, mqtt.MQTTv311):
+        answered = threading.Event()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{random.getrandbits(48):x}",
+            protocol=protocol,
+        )
+        if username:
+            client.username_pw_set(username, password)
+        if endpoint.tls:
+            client.tls_set()
+        client.on_connect = lambda *_args, done=answered: done.set()
+        try:
+            client.connect(endpoint.host, endpoint.port, KEEPALIVE_S)
+        except OSError:
+            return mqtt.MQTTv5  # unreachable: let the links report it with their retries
+        client.loop_start()
+        ok = answered.wait(NEGOTIATE_TIMEOUT_S)
+        client.loop_stop()
+        with contextlib.suppress(OSError):
+            client.disconnect()
+        if ok:
+            return protocol
+    return mqtt.MQTTv5
+
+
 class Link:
     """One MQTT connection that keeps itself connected until closed."""
 
@@ -79,8 +112,10 @@ class Link:
         on_message: Callable[[str, bytes], None],
         on_connected: Callable[[], None],
         seed: int = 0,
+        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
     ) -> None:
         self.endpoint = endpoint
+        self.protocol = protocol
         self.client_id = client_id
         self.subscriptions = subscriptions
         self.on_message = on_message
@@ -95,7 +130,14 @@ class Link:
         self.acked = 0
         self._rng = random.Random(f"{seed}:{client_id}")
         self._attempt = 0
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        # MQTT 3.1.1 keeps the session with clean_session=False; MQTT 5 with clean_start.
+        v311 = protocol == mqtt.MQTTv311
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            clean_session=False if v311 else None,
+        )
         if username:
             client.username_pw_set(username, password)
         if endpoint.tls:
@@ -112,6 +154,10 @@ class Link:
     def start(self) -> None:
         """Connect in the background; reconnects happen on their own."""
         self._set_delay(RECONNECT_BASE_S)
+        if self.protocol == mqtt.MQTTv311:
+            self.client.connect_async(self.endpoint.host, self.endpoint.port, KEEPALIVE_S)
+            self.client.loop_start()
+            return
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600  # keep commands queued across short outages
         self.client.connect_async(
@@ -141,8 +187,16 @@ class Link:
 
     def drop(self) -> None:
         """Leave abruptly, as a device losing its network does: the broker sends the will."""
-        self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
-        self.client.loop_stop()
+        if self.protocol == mqtt.MQTTv311:
+            # 3.1.1 has no "disconnect with will": drop the socket without a DISCONNECT.
+            self.client.loop_stop()
+            sock = self.client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        else:
+            self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
+            self.client.loop_stop()
         self.connected.clear()
 
     def resume(self) -> None:

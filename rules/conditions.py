@@ -250,7 +250,10 @@ class Anomaly:
     def step(self, state: dict[str, Any], inp: Input, ctx: Context) -> Step:
         slot = _slot(state, self.key)
         value = number(inp.metrics.get(self.spec.metric))
-        if value is not None:
+        floor = self.spec.learn_above
+        if value is not None and floor is not None and value <= floor:
+            slot["z"] = None  # idle: not judged, not learned
+        elif value is not None:
             history = slot.get("h", [])
             slot["z"], slot["m"] = self._score(history, value)
             slot["h"] = [*history, value][-self.spec.history :]

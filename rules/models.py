@@ -186,6 +186,9 @@ class AnomalySpec(_Spec):
     history: int = Field(default=60, ge=5, le=1000)
     min_history: int = Field(default=20, ge=3)
     direction: Literal["both", "high", "low"] = "both"
+    # Values at or below this are neither scored nor learned (a unit that is off or idle),
+    # so a morning switch-on is not an anomaly against a night of zeros.
+    learn_above: float | None = None
 
     @model_validator(mode="after")
     def _history(self) -> AnomalySpec:

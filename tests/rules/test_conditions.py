@@ -210,6 +210,20 @@ def test_anomaly_robust_z_score_against_own_history() -> None:
     assert r.state.state["n"]["c"]["z"] == pytest.approx(0.6745 * 7)
 
 
+def test_anomaly_ignores_idle_values_so_switching_on_is_not_an_anomaly() -> None:
+    when = {"anomaly": {"metric": "power_w", "history": 5, "min_history": 5, "learn_above": 50}}
+    r = Runner(when)
+    for minute, watts in enumerate([600, 610, 620, 630, 640]):
+        r.read(minute, power_w=watts)
+    for minute in range(5, 60):
+        assert r.read(minute, power_w=0) is False  # off all night: not judged, not learned
+    # history is still [600..640]: median 620, MAD 10 → z(625) = 0.34, a normal start
+    assert r.read(60, power_w=625) is False
+    assert r.state.state["n"]["c"]["h"] == [610, 620, 630, 640, 625]
+    # z(1000) = 0.6745 * (1000 - 625) / 10 = 25.3: a real surge still fires
+    assert r.read(61, power_w=1000) is True
+
+
 def test_anomaly_with_flat_history_is_unknown_not_infinite() -> None:
     r = Runner({"anomaly": {"metric": "power_w", "history": 5, "min_history": 5}})
     for minute in range(5):

@@ -55,4 +55,12 @@ def product_model(conn: Connection[DictRow], model_id: str) -> ProductModel:
     row = conn.execute("SELECT spec FROM product_models WHERE id = %s", (model_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown product model {model_id!r}")
-    return ProductModel.model_validate(row["spec"])
+    try:
+        return ProductModel.model_validate(row["spec"])
+    except ValidationError as exc:
+        # A row written by hand or by an older version: the shipped model still describes it.
+        builtin = builtin_models().get(model_id)
+        if builtin is None:
+            raise InvalidRequest(f"stored product model {model_id!r} is not valid") from exc
+        log.warning("devices.stored_model_invalid", model_id=model_id)
+        return builtin

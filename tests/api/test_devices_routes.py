@@ -270,3 +270,19 @@ def test_bad_input_is_refused_cleanly(api: TestClient, family: Any, operator: Te
     assert bad_uid.status_code in (404, 422)
     escaped = api.patch(f"{API}/devices/{uid}", headers=owner, json={"nickname": "<b>Hi</b>"})
     assert escaped.json()["nickname"] == "<b>Hi</b>"  # stored as text; the UI escapes it
+
+
+def test_command_to_a_device_whose_stored_model_is_a_stub(
+    api: TestClient, customer_a: TestUser, device_a: str
+) -> None:
+    # device_a's product_models row is '{}': the shipped 'ev' model describes it instead.
+    sent = api.post(
+        f"{API}/devices/{device_a}/commands", headers=customer_a.headers, json={"name": "lock"}
+    )
+    assert sent.status_code == 202, sent.text
+    odd = api.post(
+        f"{API}/devices/{device_a}/commands",
+        headers=customer_a.headers,
+        json={"name": "lock", "args": {"x": 1}},
+    )
+    assert odd.status_code == 422

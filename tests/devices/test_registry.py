@@ -136,3 +136,10 @@ def test_transfer_to_a_family_member_can_keep_the_family(
     assert service.device_visible_to(registry, uid, old) is None
     child_view = service.device_visible_to(registry, uid, child)
     assert child_view is not None and child_view.role == "family"
+
+
+def test_an_invalid_stored_model_falls_back_or_says_so(db: Any) -> None:
+    db.execute("INSERT INTO product_models (id, spec) VALUES ('ev', '{}'), ('odd', '{}')")
+    assert "soc_pct" in product_model(db, "ev").metrics
+    with pytest.raises(InvalidRequest, match="not valid"):
+        product_model(db, "odd")

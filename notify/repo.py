@@ -13,9 +13,10 @@ from psycopg.rows import DictRow
 Conn = Connection[DictRow]
 Row = dict[str, Any]
 
-# FieldCipher contexts of the customer columns notify reads (table.column).
-NAME_CONTEXT = "customers.name_enc"
-EMAIL_CONTEXT = "customers.email_enc"
+# FieldCipher contexts of the customer columns notify reads: the ones devices.service seals
+# them with ("customers.<field>"); tests/notify/test_customer_contract.py holds both together.
+NAME_CONTEXT = "customers.name"
+EMAIL_CONTEXT = "customers.email"
 USER_EMAIL_CONTEXT = "users.email_enc"  # api/ accounts: a customer's login address
 CHAT_URLS_CONTEXT = "notify_profiles.chat_urls_enc"
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import DictRow
 
@@ -70,13 +71,21 @@ SyncDbConn = Annotated[Connection[DictRow], Depends(get_sync_db)]
 ClientIp = Annotated[str, Depends(client_ip)]
 
 
-def bearer_token(request: Request) -> str:
+# Declared as a security scheme so OpenAPI marks every protected operation (and the docs
+# page offers "Authorize"); auto_error is off so failures stay problem+json 401s.
+BEARER_SCHEME = HTTPBearer(
+    auto_error=False,
+    description="An access token from /api/v1/auth/login, or an API key (kz_...).",
+)
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_SCHEME)],
+) -> str:
     """The bearer token of the Authorization header, or 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if credentials is None or not credentials.credentials.strip():
         raise Unauthorized()
-    return token.strip()
+    return credentials.credentials.strip()
 
 
 BearerToken = Annotated[str, Depends(bearer_token)]

@@ -133,3 +133,18 @@ def test_api_keys_never_reach_operator_customer_or_account_routes(
             if response.status_code not in (401, 403):
                 failures.append(f"{_id(route)}: {response.status_code}")
     assert not failures, failures
+
+
+def test_openapi_declares_bearer_auth_on_every_protected_operation() -> None:
+    settings = make_test_settings(
+        "postgresql://x@127.0.0.1/x", "mqtt://127.0.0.1:1", "kz", Path("/tmp")
+    )
+    schema = create_app(settings).openapi()
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if path not in PUBLIC_ROUTES | OPERATIONAL
+        and {"HTTPBearer": []} not in operation.get("security", [])
+    ]
+    assert not missing, missing

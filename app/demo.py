@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyotp
 import structlog
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from app.demo_seed import DemoSeed, seed_demo
-from app.embedded import free_port, wait_for_port
+from app.embedded import embedded_mail_sink, free_port, wait_for_port
 from app.services import running_services
 from app.settings import Settings
 from app.supervisor import Supervisor
@@ -30,14 +31,15 @@ def run_demo(settings: Settings, *, device_count: int, speed: float, verbose: bo
     console = Console()
     _interrupt_on(signal.SIGTERM, signal.SIGHUP)
     console.print("[bold]Kizuna demo[/bold]: starting embedded PostgreSQL and MQTT broker…")
-    with running_services(settings) as live:
+    with running_services(settings) as live, embedded_mail_sink(live.data_dir) as mail:
         assert live.database_url and live.mqtt_url
+        smtp_url, mail_folder = mail
         console.print(f"Registering {device_count} simulated products and their owners…")
         seed = seed_demo(live, device_count)
         api_port, dashboard_port = free_port(), free_port()
-        supervisor = Supervisor(
-            _child_environment(live, api_port, dashboard_port), echo_output=verbose
-        )
+        environment = _child_environment(live, api_port, dashboard_port)
+        environment["KIZUNA_NOTIFY__SMTP_URL"] = smtp_url
+        supervisor = Supervisor(environment, echo_output=verbose)
         fleet_stop = None
         try:
             for component in COMPONENT_ORDER:
@@ -51,7 +53,7 @@ def run_demo(settings: Settings, *, device_count: int, speed: float, verbose: bo
                 speed=speed,
                 start=datetime.now(UTC) - HISTORY,
             )
-            console.print(_welcome(seed, api_port, dashboard_port))
+            console.print(_welcome(seed, api_port, dashboard_port, mail_folder))
             _watch(supervisor, console)
         except KeyboardInterrupt:
             console.print("\nStopping…")
@@ -85,10 +87,11 @@ def _child_environment(live: Settings, api_port: int, dashboard_port: int) -> di
     }
 
 
-def _welcome(seed: DemoSeed, api_port: int, dashboard_port: int) -> Panel:
+def _welcome(seed: DemoSeed, api_port: int, dashboard_port: int, mail_folder: Path) -> Panel:
     lines = [
-        f"Dashboard  http://127.0.0.1:{dashboard_port}/",
+        f"Dashboard  http://127.0.0.1:{dashboard_port}/   (customer portal: /portal)",
         f"API        http://127.0.0.1:{api_port}/docs",
+        f"Email      messages to owners are kept in {mail_folder}",
         f"Fleet      {len(seed.devices)} simulated products, replaying the last "
         f"{HISTORY.seconds // 3600} h, then live",
         "",

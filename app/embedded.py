@@ -155,3 +155,35 @@ def embedded_broker(
     finally:
         broker.stop()
         log.info("embedded_broker.stopped", kind="rumqttd")
+
+
+class _MailDirHandler:
+    """aiosmtpd handler that writes each message to `<folder>/<n>.eml`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = len(list(folder.glob("*.eml")))
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        """Keep the message as a file a person can open."""
+        self.count += 1
+        content: bytes = envelope.content  # type: ignore[attr-defined]
+        (self.folder / f"{self.count:06d}.eml").write_bytes(content)
+        return "250 Message accepted"
+
+
+@contextlib.contextmanager
+def embedded_mail_sink(data_dir: Path) -> Iterator[tuple[str, Path]]:
+    """A local SMTP server that keeps mail under `data_dir/mail`; yields (smtp URL, folder)."""
+    from aiosmtpd.controller import Controller
+
+    folder = data_dir / "mail"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    controller = Controller(_MailDirHandler(folder), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        log.info("embedded_mail_sink.started", port=port)
+        yield f"smtp://127.0.0.1:{port}", folder
+    finally:
+        controller.stop()

@@ -9,3 +9,4 @@ app.command("dashboard")(__import__("bench.dashboard_bench", fromlist=["dashboar
 app.command("ingest")(__import__("bench.ingest_bench", fromlist=["ingest"]).ingest)
 app.command("notify")(__import__("bench.notify_bench", fromlist=["notify"]).notify)
 app.command("devices")(__import__("bench.devices_bench", fromlist=["devices"]).devices)
+app.command("api")(__import__("bench.api_bench", fromlist=["api"]).api)

@@ -49,13 +49,16 @@ def get_accounts(request: Request) -> Accounts:
 
 async def get_db(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
     """A pooled connection; the whole request is one transaction."""
-    async with request.app.state.pool.connection() as conn:
+    # A bounded wait: when the database is down the request fails fast with 503.
+    timeout = request.app.state.settings.store.connect_timeout_s
+    async with request.app.state.pool.connection(timeout=timeout) as conn:
         yield conn
 
 
 def get_sync_db(request: Request) -> Iterator[Connection[DictRow]]:
     """A pooled synchronous connection for `def` routes (run in the threadpool)."""
-    with request.app.state.sync_pool.connection() as conn:
+    timeout = request.app.state.settings.store.connect_timeout_s
+    with request.app.state.sync_pool.connection(timeout=timeout) as conn:
         yield conn
 
 

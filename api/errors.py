@@ -9,16 +9,21 @@ ApiError
 ├── PayloadTooLarge (413)
 ├── Unprocessable (422)
 └── TooManyRequests (429): throttled; carries Retry-After
+
+Outside the tree: database outages (psycopg.OperationalError, pool timeouts) become 503 with
+Retry-After, and anything else unexpected a generic 500 without details.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -196,6 +201,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("api.database_unavailable", error_type=type(exc).__name__, path=request.url.path)
+    return problem_response(
+        503,
+        "The service is temporarily unavailable; try again shortly.",
+        slug="unavailable",
+        title="Service unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     # The exception text may carry personal data: log only its type and the route.
     log.error("api.unhandled_error", error_type=type(exc).__name__, path=request.url.path)
@@ -212,4 +228,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Database down or pool exhausted: a clear, retryable 503 instead of a generic 500.
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import psycopg
 import pyotp
 import structlog
 from psycopg import AsyncConnection
@@ -287,7 +288,7 @@ class Accounts:
         session_public_id, _, secret = refresh_token.partition(".")
         try:
             session = await repo.session_by_public_id(conn, session_public_id)
-        except Exception as exc:  # a malformed uuid is just an invalid token
+        except psycopg.errors.DataError as exc:  # a malformed uuid is just an invalid token
             await conn.rollback()
             raise InvalidToken() from exc
         if session is None or not secret:
@@ -335,7 +336,7 @@ class Accounts:
             raise InvalidToken()
         try:
             row = await repo.session_principal(conn, claims.session, claims.subject)
-        except Exception as exc:  # a signed token never carries a bad uuid; be safe anyway
+        except psycopg.errors.DataError as exc:  # signed tokens carry good uuids; be safe anyway
             await conn.rollback()
             raise InvalidToken() from exc
         if row is None:

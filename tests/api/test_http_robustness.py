@@ -194,9 +194,10 @@ def test_health_is_503_when_the_broker_is_unreachable(api_settings: Settings) ->
     assert response.json() == {"status": "unavailable", "database": "ok", "broker": "unreachable"}
 
 
-def test_health_is_503_when_the_database_is_gone(
-    api_settings: Settings, postgres_admin_url: str
+def test_health_and_requests_are_503_when_the_database_is_gone(
+    api_settings: Settings, postgres_admin_url: str, customer_a: TestUser
 ) -> None:
+    token = customer_a.access_token
     admin = connect(postgres_admin_url, autocommit=True)
     with admin, TestClient(create_app(api_settings)) as client:
         assert client.get("/health").status_code == 200
@@ -212,5 +213,9 @@ def test_health_is_503_when_the_database_is_gone(
             response = client.get("/health")
             assert response.status_code == 503
             assert response.json()["database"] == "unreachable"
+            # Ordinary requests say "try again" (503), never 401 or a bare 500.
+            me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 503, me.text
+            assert me.headers["content-type"] == PROBLEM and "Retry-After" in me.headers
         finally:
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')

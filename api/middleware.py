@@ -124,7 +124,13 @@ def install_middleware(app: FastAPI, metrics: Metrics, max_body_bytes: int) -> N
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        response: Response = await call_next(request)
+        try:
+            response: Response = await call_next(request)
+        except Exception:
+            # Rendered as a generic 500 by the outermost handler; still counted here.
+            route = _route_template(request)
+            metrics.requests.labels(request.method, route, "500").inc()
+            raise
         route = _route_template(request)
         metrics.requests.labels(request.method, route, str(response.status_code)).inc()
         metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)

@@ -168,6 +168,8 @@ def test_unhandled_error_is_generic_500_without_personal_data(
     assert "taro" not in body and "Traceback" not in body and "RuntimeError" not in body
     logged = json.dumps(logs, default=str)
     assert "api.unhandled_error" in logged
+    metrics = probe_api.get("/metrics").text
+    assert 'route="/api/v1/probe/boom",status="500"' in metrics
     assert "taro@example.com" not in logged and "1111" not in logged
 
 

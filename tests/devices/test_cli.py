@@ -68,6 +68,8 @@ def test_broker_services_and_provisioning_from_the_command_line(
     assert out.stat().st_mode & 0o077 == 0
     rows = list(csv.DictReader(out.open()))
     assert sorted(r["uid"] for r in rows) == sorted(uids)
+    passwords = [r["password"] for r in rows]
+    assert len(set(passwords)) == len(passwords) and min(map(len, passwords)) >= 40
     first = rows[0]
     MqttTestClient(
         dynsec_broker.host, dynsec_broker.port, first["uid"], first["password"], first["uid"]

@@ -94,6 +94,8 @@ def _register_households(
                 model_id=device.model_id,
                 nickname=device.nickname,
                 firmware="1.4.2",
+                latitude=device.latitude,
+                longitude=device.longitude,
             ),
         )
         devices.assign_owner(conn, device.uid, owners[owner.key][1])

@@ -97,6 +97,10 @@ class DeviceCreate(_In):
     uid: DeviceUid | None = None
     firmware: Annotated[PlainText, Field(max_length=64)] | None = None
     nickname: Annotated[PlainText, Field(max_length=80)] | None = None
+    # Where a fixed appliance stands, or an EV's home: the home geofence and the map use it.
+    # It locates the owner's home, so it is written here and never returned by the API.
+    latitude: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
 
 
 class DeviceUpdate(_In):

@@ -80,8 +80,9 @@ def insert_device(conn: Conn, values: Row) -> Row | None:
     """Insert a device; None when its uid or serial is taken."""
     return conn.execute(
         """
-        INSERT INTO devices AS d (uid, serial, model_id, firmware, nickname)
-        VALUES (%(uid)s, %(serial)s, %(model_id)s, %(firmware)s, %(nickname)s)
+        INSERT INTO devices AS d (uid, serial, model_id, firmware, nickname, latitude, longitude)
+        VALUES (%(uid)s, %(serial)s, %(model_id)s, %(firmware)s, %(nickname)s,
+                %(latitude)s, %(longitude)s)
         ON CONFLICT DO NOTHING
         RETURNING """
         + DEVICE_COLUMNS,

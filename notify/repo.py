@@ -10,13 +10,15 @@ from typing import Any
 from psycopg import Connection
 from psycopg.rows import DictRow
 
+from devices.service import customer_context
+
 Conn = Connection[DictRow]
 Row = dict[str, Any]
 
-# FieldCipher contexts of the customer columns notify reads: the ones devices.service seals
-# them with ("customers.<field>"); tests/notify/test_customer_contract.py holds both together.
-NAME_CONTEXT = "customers.name"
-EMAIL_CONTEXT = "customers.email"
+# FieldCipher contexts of the customer columns notify reads: the ones the registry seals
+# them with (tests/notify/test_customer_contract.py holds both sides together).
+NAME_CONTEXT = customer_context("name")
+EMAIL_CONTEXT = customer_context("email")
 USER_EMAIL_CONTEXT = "users.email_enc"  # api/ accounts: a customer's login address
 CHAT_URLS_CONTEXT = "notify_profiles.chat_urls_enc"
 

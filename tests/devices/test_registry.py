@@ -86,6 +86,18 @@ def test_device_registration_rules(registry: Any) -> None:
         service.get_device(registry, "nope")
 
 
+def test_home_location_is_stored_for_rules_but_never_returned(registry: Any) -> None:
+    new = DeviceCreate(serial="RF-9", model_id="refrigerator", latitude=35.66, longitude=139.7)
+    device = service.register_device(registry, new)
+    row = registry.execute(
+        "SELECT latitude, longitude FROM devices WHERE uid = %s", (device.uid,)
+    ).fetchone()
+    assert (row["latitude"], row["longitude"]) == (35.66, 139.7)
+    assert "latitude" not in device.model_dump() and "39.7" not in device.model_dump_json()
+    with pytest.raises(ValidationError):
+        DeviceCreate(serial="RF-10", model_id="refrigerator", latitude=95.0, longitude=0.0)
+
+
 def test_family_sharing_and_visibility(registry: Any, cipher: FieldCipher) -> None:
     owner, partner, stranger = (new_customer(registry, cipher, n) for n in ("A", "B", "C"))
     uid = new_device(registry, "refrigerator", owner_id=owner)

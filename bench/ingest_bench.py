@@ -342,6 +342,7 @@ def run_ingest_bench(
         "metrics_per_message": METRICS_PER_MESSAGE,
         "qos": 1,
         "with_rules_step": with_rules,
+        "ingest_mqtt_protocol": config.get("mqtt_protocol", "5"),
         "msgs_per_s": round(msgs_per_s),
         "points_per_s": round(msgs_per_s * METRICS_PER_MESSAGE),
         "published": acked,
@@ -446,6 +447,9 @@ def ingest(
     with_rules: Annotated[
         bool, typer.Option(help="Also run the rules step in each batch.")
     ] = False,
+    ingest_protocol: Annotated[
+        str, typer.Option(help="MQTT version ingest uses: 5 or 3.1.1.")
+    ] = "5",
     database_url: Annotated[
         str | None,
         typer.Option(envvar="KIZUNA_DATABASE_URL", help="Server (a scratch DB is made)."),
@@ -469,5 +473,6 @@ def ingest(
             devices=devices,
             ceiling_s=ceiling_seconds,
             with_rules=with_rules,
+            overrides={"mqtt_protocol": ingest_protocol},
         )
     typer.echo(json.dumps(result, indent=2 if as_json else None))

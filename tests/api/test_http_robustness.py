@@ -200,8 +200,12 @@ def test_health_and_requests_are_503_when_the_database_is_gone(
     api_settings: Settings, postgres_admin_url: str, customer_a: TestUser
 ) -> None:
     token = customer_a.access_token
+    # A short connect timeout keeps the outage answers (and this test) quick.
+    settings = api_settings.model_copy(
+        update={"store": api_settings.store.model_copy(update={"connect_timeout_s": 1.0})}
+    )
     admin = connect(postgres_admin_url, autocommit=True)
-    with admin, TestClient(create_app(api_settings)) as client:
+    with admin, TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200
         name = api_settings.database_url.rsplit("/", 1)[1]  # type: ignore[union-attr]
         # Refuse new connections and cut the pool's existing ones.

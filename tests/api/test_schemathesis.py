@@ -26,7 +26,7 @@ from app.embedded import free_port
 from tests.api.conftest import FAST_API_CONFIG, TestUser
 from tests.conftest import make_test_settings
 
-EXAMPLES_PER_MODE = 2
+EXAMPLES_PER_MODE = {"positive": 2, "negative": 1}
 # Ending the fuzzing session itself would only turn later cases into 401s.
 SKIPPED = {("POST", "/api/v1/auth/logout"), ("POST", "/api/v1/auth/logout-all")}
 PROBLEM = "application/problem+json"
@@ -72,11 +72,16 @@ def _check(label: str, response: Any, failures: list[str]) -> None:
 
 
 def _runner(
-    label: str, strategy: Any, base_url: str, headers: dict[str, str], failures: list[str]
+    label: str,
+    examples: int,
+    strategy: Any,
+    base_url: str,
+    headers: dict[str, str],
+    failures: list[str],
 ) -> Any:
     # Generate only: findings are collected, never raised, so nothing is shrunk or retried.
     @settings(
-        max_examples=EXAMPLES_PER_MODE,
+        max_examples=examples,
         deadline=None,
         database=None,
         phases=[Phase.generate],
@@ -108,7 +113,7 @@ def _fuzz(
         label = f"{operation.method.upper()} {operation.path} ({mode.value})"
         strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed or None)
         try:
-            _runner(label, strategy, base_url, headers, failures)()
+            _runner(label, EXAMPLES_PER_MODE[mode.value], strategy, base_url, headers, failures)()
         except Unsatisfiable:  # no invalid request exists for this operation
             continue
         except Exception as exc:  # generation trouble is a finding too

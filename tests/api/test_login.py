@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import time
 from collections.abc import Iterator
@@ -189,6 +190,20 @@ def test_staff_without_totp_must_enroll_before_anything(api: TestClient, make_us
     assert api.get("/api/v1/me", headers=session).json()["totp_enabled"] is True
     # From now on login asks for the code.
     assert login(api, staff.email).json()["status"] == "mfa_required"
+
+
+def test_recovery_codes_are_stored_as_keyed_hashes(
+    api: TestClient, make_user: Any, db: Any
+) -> None:
+    staff = make_user("support", totp=False)
+    pending = bearer(login(api, staff.email).json()["mfa_token"])
+    secret = api.post("/api/v1/auth/mfa/totp", json={}, headers=pending).json()["secret"]
+    codes = api.post(
+        "/api/v1/auth/mfa/totp/confirm", json={"code": pyotp.TOTP(secret).now()}, headers=pending
+    ).json()["recovery_codes"]
+    stored = {bytes(r["code_hash"]) for r in db.execute("SELECT code_hash FROM recovery_codes")}
+    assert len(stored) == 10
+    assert not stored & {hashlib.sha256(c.encode()).digest() for c in codes}
 
 
 def test_recovery_codes_work_once(api: TestClient, make_user: Any) -> None:

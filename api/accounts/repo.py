@@ -198,6 +198,14 @@ async def record_attempt(
     )
 
 
+async def lock_identifier(conn: Conn, kind: str, identifier: bytes) -> None:
+    """Serialize attempts on one identifier until this transaction ends (no parallel guessing)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s || encode(%s, 'hex'), 0))",
+        (kind, identifier),
+    )
+
+
 async def recent_failures(
     conn: Conn, kind: str, identifier: bytes, client_ip: str, window_s: int
 ) -> Row:

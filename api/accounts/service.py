@@ -178,7 +178,12 @@ class Accounts:
     async def refuse_if_throttled(
         self, conn: Conn, kind: str, identifier: bytes, client_ip: str, max_failures: int
     ) -> None:
-        """429 when this identifier or this address failed too often inside the window."""
+        """429 when this identifier or this address failed too often inside the window.
+
+        Attempts on one identifier are serialized by a transaction-level advisory lock, so
+        parallel requests cannot all pass the check before any failure is recorded.
+        """
+        await repo.lock_identifier(conn, kind, identifier)
         window = self.config.login_window_s
         counts = await repo.recent_failures(conn, kind, identifier, client_ip, window)
         if counts["by_identifier"] >= max_failures:

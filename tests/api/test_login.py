@@ -344,3 +344,14 @@ def test_refresh_token_is_stored_hashed(api: TestClient, customer_a: TestUser, d
     secret = customer_a.refresh_token.split(".", 1)[1]
     rows = db.execute("SELECT refresh_hash FROM sessions").fetchall()
     assert rows and all(secret.encode() not in bytes(r["refresh_hash"]) for r in rows)
+
+
+def test_parallel_guessing_cannot_outrun_the_lockout(api: TestClient, customer_a: TestUser) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(
+            pool.map(lambda _: login(api, customer_a.email, "wrong guess!!").status_code, range(12))
+        )
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 7, statuses

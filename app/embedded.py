@@ -103,7 +103,8 @@ def _mosquitto_config(port: int, state_dir: Path) -> Path:
                 "autosave_interval 10",
                 # Ingest may lag during a burst: queue generously instead of dropping QoS 1.
                 "max_queued_messages 200000",
-                "max_inflight_messages 1000",
+                # Ingest acks only after commit: this window caps how much arrives per commit.
+                "max_inflight_messages 10000",
                 "message_size_limit 262144",
                 "log_dest stderr",
                 "log_type error",

@@ -65,7 +65,7 @@ class BrokerSession:
 
     @property
     def connected(self) -> bool:
-        """True while the broker connection is up."""
+        """True while the broker connection is up and every subscription is granted."""
         return self._connected.is_set()
 
     @property
@@ -90,6 +90,7 @@ class BrokerSession:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def start(self, timeout_s: float = 10.0) -> None:
@@ -139,14 +140,30 @@ class BrokerSession:
             client.subscribe([(f, options) for f in filters])
         else:
             client.subscribe([(f, 1) for f in filters])
-        self._connected.set()
-        metrics.BROKER_UP.set(1)
         log.info(
             "ingest.broker_connected",
             protocol=self.protocol,
             session_present=flags.session_present,
             shared_group=self._config.shared_group,
         )
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        # Ready (and healthy) only once the broker granted every subscription: before the
+        # SUBACK a device's message to a new session would have no subscriber yet.
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("ingest.subscription_refused", reasons=refused)
+            return
+        self._connected.set()
+        metrics.BROKER_UP.set(1)
+        log.info("ingest.subscribed", filters=len(reason_codes))
 
     def _on_disconnect(
         self,

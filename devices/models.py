@@ -59,10 +59,13 @@ class CustomerCreate(_In):
 
 
 class CustomerUpdate(_In):
-    """Fields a customer may change about themselves (email changes need re-authentication)."""
+    """Fields a customer may change about themselves.
+
+    Email and phone are not here: changing them needs re-authentication and tells the old
+    address (POST /api/v1/me/email and /me/phone), because that is how accounts are taken over.
+    """
 
     name: Annotated[PlainText, Field(min_length=1, max_length=120)] | None = None
-    phone: Phone | None = None
     address: Annotated[PlainText, Field(max_length=300)] | None = None
     language: Language | None = None
     time_zone: str | None = None

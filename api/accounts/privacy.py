@@ -12,6 +12,7 @@ from api import audit
 from api.accounts.errors import UserNotFound
 from api.accounts.service import Conn
 from api.security.principal import Principal
+from notify import repo as notify_repo
 from store.encryption import FieldCipher
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,9 @@ async def erase_customer(conn: Conn, customer_id: int, principal: Principal) -> 
         "WHERE user_id = ANY(%s) AND revoked_at IS NULL",
         (user_ids,),
     )
+    # What the person's products told them (names, values, their home's routine) goes too.
+    for statement in notify_repo.ERASE_CUSTOMER_STATEMENTS:
+        await conn.execute(statement, (customer_id,))
     counts = {"devices_detached": detached, "accounts_closed": len(user_ids)}
     await audit.record(
         conn,

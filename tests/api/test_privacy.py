@@ -45,9 +45,18 @@ def test_erasure_removes_personal_data_and_detaches_devices(
     public_id = db.execute(
         "SELECT public_id FROM customers WHERE id = %s", (customer_a.customer_id,)
     ).fetchone()["public_id"]
+    db.execute(
+        "INSERT INTO feed_posts (customer_id, kind, severity, language, title, body) "
+        "VALUES (%s, 'ev.charge_complete', 'info', 'en', 'Charged', 'Hi Aiko, I am charged')",
+        (customer_a.customer_id,),
+    )
     url = f"/api/v1/privacy/customers/{public_id}/erase"
     response = probe_api.post(url, headers=operator.headers)
     assert response.status_code == 200
+    posts = db.execute(
+        "SELECT count(*) AS n FROM feed_posts WHERE customer_id = %s", (customer_a.customer_id,)
+    ).fetchone()
+    assert posts["n"] == 0
     assert response.json() == {"devices_detached": 1, "accounts_closed": 1}
     customer = db.execute(
         "SELECT * FROM customers WHERE id = %s", (customer_a.customer_id,)

@@ -64,9 +64,9 @@ def test_customer_personal_data_is_encrypted_at_rest(registry: Any, cipher: Fiel
 def test_customer_update_and_bad_input(registry: Any, cipher: FieldCipher) -> None:
     customer_id = new_customer(registry, cipher)
     updated = service.update_customer(
-        registry, cipher, customer_id, CustomerUpdate(time_zone="Europe/Paris", phone=None)
+        registry, cipher, customer_id, CustomerUpdate(time_zone="Europe/Paris", address=None)
     )
-    assert updated.time_zone == "Europe/Paris" and updated.phone is None
+    assert updated.time_zone == "Europe/Paris" and updated.address is None
     with pytest.raises(ValidationError):
         CustomerUpdate(time_zone="Mars/Olympus")
     with pytest.raises(ValidationError):

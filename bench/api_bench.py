@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -18,24 +16,10 @@ from api.app import create_app
 from api.config import ApiConfig
 from api.security.passwords import Passwords
 from app.settings import Settings
-from store.db import connect, url_with_database
-from store.migrate import upgrade
+from store.db import connect
+from store.scratch import scratch_database
 
 PASSWORD = "benchmark passphrase 1234"  # noqa: S105 (a throwaway account in a scratch database)
-
-
-@contextlib.contextmanager
-def _scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"kizuna_bench_api_{secrets.token_hex(4)}"
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = url_with_database(admin_url, name)
-        upgrade(url)
-        yield url
-    finally:
-        with connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _timings_ms(action: Callable[[], Any], count: int) -> dict[str, float]:
@@ -66,7 +50,7 @@ def run_api_bench(admin_url: str, requests: int) -> dict[str, Any]:
         "argon2id_verify_production_params": _argon2(production, 10),
         "argon2id_verify_minimal_params_reference": _argon2(cheap, 10),
     }
-    with _scratch_database(admin_url) as url:
+    with scratch_database(admin_url, "api") as url:
         settings = Settings(_env_file=None, database_url=url, api=production)
         with TestClient(create_app(settings)) as client:
             customer_id = _customer(url)

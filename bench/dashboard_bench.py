@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import secrets
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,24 +25,13 @@ from dashboard.accounts import LocalAccounts
 from dashboard.app import create_dash_app
 from devices.catalog import builtin_models
 from devices.catalog_sync import sync_product_models
-from store.db import connect, open_pool, url_with_database
+from store.db import connect, open_pool
 from store.migrate import upgrade
+from store.scratch import scratch_database
 from store.telemetry import ensure_slots
 
 DENSE_DEVICE_ROWS = 7 * 24 * 60  # one reading a minute for 7 days
 PASSWORD = "bench-password-not-secret"  # noqa: S105 (an in-memory bench account)
-
-
-@contextlib.contextmanager
-def _scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"kzbench_dash_{os.getpid()}_{secrets.token_hex(3)}"
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url_with_database(admin_url, name)
-    finally:
-        with connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build_fleet(url: str, devices: int, rows: int) -> dict[str, float]:
@@ -276,7 +263,7 @@ def dashboard(
 
     with contextlib.ExitStack() as stack:
         admin = database_url or stack.enter_context(embedded_postgres(Path(".kizuna")))
-        url = stack.enter_context(_scratch_database(admin))
+        url = stack.enter_context(scratch_database(admin, "dash", migrate=False))
         upgrade(url)
         build = build_fleet(url, devices, rows)
         with connect(url) as conn:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import secrets
 import time
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 
 from devices.bulk_import import import_devices_csv
 from devices.catalog_sync import sync_product_models
-from store.db import connect, url_with_database
-from store.migrate import upgrade
+from store.db import connect
+from store.scratch import scratch_database
 
 MODELS = ("ev", "refrigerator", "washing_machine", "air_conditioner")
 
@@ -26,20 +23,6 @@ def _csv(rows: int, tag: str) -> str:
         f"{tag}{i:07d},{MODELS[i % 4]},{tag}-d{i:07d},1.0.{i % 7},Home {i}" for i in range(rows)
     ]
     return "serial,model_id,uid,firmware,nickname\n" + "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def _scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"kizuna_bench_devices_{secrets.token_hex(4)}"
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = url_with_database(admin_url, name)
-        upgrade(url)
-        yield url
-    finally:
-        with connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _plain_copy_s(url: str, text: str) -> float:
@@ -64,7 +47,7 @@ def _import_s(url: str, text: str) -> tuple[float, int]:
 def run_devices_bench(admin_url: str, rows: int, rounds: int) -> dict[str, Any]:
     """Import `rows` devices `rounds` times (fresh rows each time); best and all rounds."""
     results = []
-    with _scratch_database(admin_url) as url:
+    with scratch_database(admin_url, "devices") as url:
         with connect(url, autocommit=True) as conn:
             sync_product_models(conn)
         for round_no in range(rounds):

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import typer
 
+from store.scratch import scratch_database
+
 METRICS_PER_MESSAGE = 8
 # Unacked publishes per publisher before it waits. paho scans its whole outgoing window on
 # every PUBACK, so a large window makes the generator, not ingest, the bottleneck.
@@ -367,23 +369,6 @@ def run_ingest_bench(
     }
 
 
-@contextlib.contextmanager
-def _bench_database(admin_url: str) -> Iterator[str]:
-    from store.db import connect, url_with_database
-    from store.migrate import upgrade
-
-    name = f"kizuna_bench_ingest_{secrets.token_hex(4)}"
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = url_with_database(admin_url, name)
-        upgrade(url)
-        yield url
-    finally:
-        with connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 BROKER_CONFIG = """listener {port} 127.0.0.1
 allow_anonymous true
 persistence false
@@ -428,7 +413,7 @@ def _services(database_url: str | None, mqtt_url: str | None) -> Iterator[tuple[
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kizuna-bench-")))
         admin = database_url or _url(stack.enter_context(embedded_postgres(work / "pg")))
         broker = mqtt_url or stack.enter_context(_bench_broker(work))
-        yield stack.enter_context(_bench_database(admin)), broker
+        yield stack.enter_context(scratch_database(admin, "ingest")), broker
 
 
 def _url(service: Any) -> str:

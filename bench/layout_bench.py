@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,7 +14,8 @@ import typer
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from store.db import connect, url_with_database
+from store.db import connect
+from store.scratch import scratch_database
 
 METRICS_PER_MESSAGE = 8
 # A washing machine reading: numbers, integers, booleans and an enum, like real traffic.
@@ -124,23 +123,14 @@ def _measure(conn: Connection[Any], layout: str, messages: Sequence[Message]) ->
     }
 
 
-@contextlib.contextmanager
-def _scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"kizuna_bench_layout_{secrets.token_hex(4)}"
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url_with_database(admin_url, name)
-    finally:
-        with connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def run_layout_bench(admin_url: str, messages: int, devices: int, rounds: int) -> dict[str, Any]:
     """Measure every layout `rounds` times in turn (interleaved, so load noise spreads evenly)."""
     data = _messages(messages, devices)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in LAYOUTS}
-    with _scratch_database(admin_url) as url, connect(url, autocommit=True) as conn:
+    with (
+        scratch_database(admin_url, "layout", migrate=False) as url,
+        connect(url, autocommit=True) as conn,
+    ):
         for _ in range(rounds):
             for layout in LAYOUTS:
                 results[layout].append(_measure(conn, layout, data))

@@ -24,7 +24,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "login.title": ("Sign in", "ログイン"),
     "login.email": ("Email", "メールアドレス"),
     "login.password": ("Password", "パスワード"),
-    "login.otp": ("One-time code", "ワンタイムコード"),
+    "login.otp": ("One-time code (if two-factor is on)", "ワンタイムコード（2段階認証の場合）"),
     "login.submit": ("Sign in", "ログイン"),
     "login.error": (
         "Email, password or one-time code is not correct.",

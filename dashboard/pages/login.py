@@ -38,7 +38,8 @@ def layout(lang: str, *, next_path: str, error: bool) -> html.Div:
                     inputMode="numeric",
                     pattern="[0-9]{6}",
                     maxLength=6,
-                    required=True,
+                    # Staff always need it; customers only when they turned two-factor on.
+                    required=False,
                     autoComplete="one-time-code",
                 ),
                 dcc.Input(type="hidden", name="next", value=next_path, id="login-next"),

@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from api.seed import seed_user
+from app.settings import Settings
+from devices import service as devices_service
+from devices.models import CustomerCreate
+from store.db import connect
 from tests.dashboard.conftest import DashboardServer, callback
 from tests.dashboard.seed import PASSWORD, Fleet
 
@@ -46,6 +51,29 @@ def test_login_needs_password_and_current_one_time_code(
         assert response.headers["location"] == "/login?error=1"
         assert "kizuna_dashboard" not in response.cookies
     assert dashboard.login(fleet.operator).cookies.get("kizuna_dashboard")
+
+
+def test_customer_without_two_factor_signs_in_with_password_only(
+    dashboard: DashboardServer, fleet: Fleet, dash_settings: Settings
+) -> None:
+    email = "no-totp-customer@example.com"
+    assert dash_settings.database_url is not None
+    with connect(dash_settings.database_url) as conn:
+        cipher = devices_service.cipher_from_settings(dash_settings)
+        customer = devices_service.create_customer(
+            conn, cipher, CustomerCreate(name="Chika", email=email)
+        )
+        conn.commit()
+    seed_user(
+        dash_settings, role="customer", email=email, password=PASSWORD, customer_id=customer.id
+    )
+    login_page = json.dumps(_route(dashboard.client(), dashboard, "/login")["page"])
+    assert '"id": "login-otp"' in login_page and '"required": false' in login_page
+    response = dashboard.client().post(
+        "/auth/login", data={"email": email, "password": PASSWORD, "otp": ""}
+    )
+    assert response.headers["location"] == "/"
+    assert response.cookies.get("kizuna_dashboard")
 
 
 def test_one_time_code_cannot_be_replayed(dashboard: DashboardServer, fleet: Fleet) -> None:

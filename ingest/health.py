@@ -40,8 +40,11 @@ class IngestHealth:
 _current: IngestHealth | None = None
 
 
-def publish(health: IngestHealth) -> None:
-    """Record the running worker's health (read by `current` in the same process)."""
+def publish(health: IngestHealth | None) -> None:
+    """Record the running worker's health (read by `current` in the same process).
+
+    A worker starting publishes None first, so no one reads an earlier worker's "ok".
+    """
     global _current
     _current = health
 

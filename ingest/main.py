@@ -34,6 +34,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     if not settings.database_url or not settings.mqtt_url:
         raise ValueError("ingest needs database_url and mqtt_url (the demo fills them in)")
     config = settings.ingest
+    health.publish(None)  # unknown until this worker is connected and subscribed
     with connect(settings.database_url, settings.store, autocommit=True) as conn:
         ensure_partitions(
             conn, settings.store.partitions_ahead_days, settings.store.partitions_behind_days

@@ -222,8 +222,8 @@ def test_customer_personal_data_views(
     )
     assert changed.status_code == 200 and changed.json()["time_zone"] == "Europe/Berlin"
     for sneaky_change in ({"email": "x@evil.example"}, {"phone": "+81 80 0000 0000"}):
-        owner = users["Owner"].headers
-        sneaky = api.patch(f"{API}/customers/me", headers=owner, json=sneaky_change)
+        owner_headers = users["Owner"].headers
+        sneaky = api.patch(f"{API}/customers/me", headers=owner_headers, json=sneaky_change)
         assert sneaky.status_code == 422, sneaky_change  # needs re-authentication: /me/...
     me = api.get(f"{API}/customers/me", headers=users["Owner"].headers).json()
     assert me["phone"] == "+81 90 1111 2233"

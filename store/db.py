@@ -66,3 +66,10 @@ def url_with_database(url: str, database: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def database_name(url: str) -> str:
+    """The database a URL points at (also for socket URLs like postgresql://@/db?host=/tmp)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path.lstrip("/")

@@ -23,7 +23,7 @@ from app.embedded import embedded_broker, embedded_postgres
 from app.settings import Settings
 from ingest.config import IngestConfig
 from store.config import StoreConfig
-from store.db import connect, url_with_database
+from store.db import connect, database_name, url_with_database
 from store.migrate import upgrade
 
 TEST_DATABASE_ENV = "KIZUNA_TEST_DATABASE_URL"
@@ -90,7 +90,7 @@ def create_database_from_template(admin_url: str, template: str) -> str:
 
 def drop_database(admin_url: str, url: str) -> None:
     """Drop a database made by `create_database_from_template`, closing its connections."""
-    name = url.rsplit("/", 1)[1].split("?", 1)[0]
+    name = database_name(url)  # not rsplit("/"): socket URLs carry a path in ?host=
     with connect(admin_url, ADMIN_CONFIG, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -140,6 +140,13 @@ def requires_mqtt5(mqtt_broker: TestBroker) -> None:
     """Skip a test that needs MQTT 5 features when the embedded broker speaks 3.1.1 only."""
     if not mqtt_broker.supports_mqtt5:
         pytest.skip("needs an MQTT 5 broker (install mosquitto, or set KIZUNA_TEST_MQTT_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _mqtt5_marker(request: pytest.FixtureRequest) -> None:
+    """Tests marked `mqtt5` (their device-side helpers speak MQTT 5) skip on rumqttd."""
+    if request.node.get_closest_marker("mqtt5") is not None:
+        request.getfixturevalue("requires_mqtt5")
 
 
 @pytest.fixture

@@ -161,6 +161,7 @@ def listener(mqtt_url: str, topic_prefix: str) -> Iterator[MqttClient]:
     client.close()
 
 
+@pytest.mark.mqtt5
 def test_desired_state_and_commands_through_the_api(
     api: TestClient, family: Any, support: TestUser, listener: MqttClient
 ) -> None:

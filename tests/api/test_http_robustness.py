@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from api.app import create_app
 from app.embedded import free_port
 from app.settings import Settings
-from store.db import connect
+from store.db import connect, database_name
 from tests.api.conftest import TestUser
 
 PROBLEM = "application/problem+json"
@@ -207,7 +207,8 @@ def test_health_and_requests_are_503_when_the_database_is_gone(
     admin = connect(postgres_admin_url, autocommit=True)
     with admin, TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200
-        name = api_settings.database_url.rsplit("/", 1)[1]  # type: ignore[union-attr]
+        assert api_settings.database_url is not None
+        name = database_name(api_settings.database_url)
         # Refuse new connections and cut the pool's existing ones.
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         admin.execute(

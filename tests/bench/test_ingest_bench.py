@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.ingest_bench import run_ingest_bench
 from bench.layout_bench import run_layout_bench
+
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
 REQUIRED = {
     "msgs_per_s",

@@ -20,6 +20,8 @@ from devices.uplink import apply_command_ack, apply_status
 from tests.devices.conftest import new_device
 from tests.devices.mqtt_helpers import TestClient
 
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
+
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from fastapi.testclient import TestClient
 
 from devices.protocol import Channel
 from tests.api.conftest import TestUser
 from tests.ingest.conftest import ago, register_devices, wait_until
+
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
 
 def test_staff_see_gaps_dead_letters_and_quarantine(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.protocol import Channel, device_topic
@@ -22,6 +23,8 @@ from tests.ingest.conftest import (
     sample,
     wait_until,
 )
+
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
 
 def _reading(seq: int, metrics: Any, ts: str | None = None) -> bytes:

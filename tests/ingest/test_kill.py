@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.protocol import Channel, device_topic
 from tests.ingest.conftest import ago, reading_payload, register_devices, wait_until
+
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
 MESSAGES_PER_DEVICE = 200
 ROUNDS = (

@@ -6,10 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from devices.protocol import Channel
 from ingest.records import StoredBatch
 from store.timeseries import latest_readings
 from tests.ingest.conftest import WASHER_OK, ago, reading_payload, register_devices, wait_until
+
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
 
 def _count(db: Any, sql: str, *args: Any) -> int:

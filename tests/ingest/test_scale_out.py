@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import pytest
+
 from ingest.records import StoredBatch
 from tests.ingest.conftest import ago, register_devices, wait_until
+
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
 PER_DEVICE = 100
 

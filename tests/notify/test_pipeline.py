@@ -26,6 +26,8 @@ from store.db import connect
 from tests.conftest import make_test_settings
 from tests.notify.conftest import SmtpServer, WebhookReceiver, World
 
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
+
 
 @pytest.fixture
 def settings(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from psycopg import Connection
 from psycopg.rows import DictRow
 
@@ -16,6 +17,8 @@ from rules.main import run as run_scheduler
 from rules.service import install_builtin_packs
 from rules.step import make_step
 from tests.ingest.conftest import register_devices, wait_until
+
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
 
 def test_readings_over_mqtt_fire_pack_rules_once_and_the_scheduler_fires_timers(

@@ -16,6 +16,8 @@ from simulator.runner import run_scenario
 from simulator.scenarios import builtin_scenarios, load_scenario
 from store.db import connect
 
+pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
+
 
 def _register(database_url: str) -> Callable[[Sequence[DeviceSpec]], None]:
     """Register the scenario's devices with one owner in Tokyo, as the demo does."""

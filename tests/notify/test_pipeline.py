@@ -4,7 +4,6 @@ through the feed, real SMTP and a real webhook, each per their own preferences."
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,15 +15,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from app.settings import Settings
-from devices.catalog_sync import sync_product_models
 from devices.protocol import Channel, DeviceEvent, Reading, device_topic, json_payload
 from notify import service
 from notify.config import NotifyConfig
 from notify.models import ChannelName, PreferenceUpdate, ProfileUpdate
-from rules.service import install_builtin_packs
-from store.db import connect
 from tests.conftest import make_test_settings
 from tests.notify.conftest import SmtpServer, WebhookReceiver, World
+from tests.platform import running_components
 
 pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
@@ -46,22 +43,8 @@ def platform(settings: Settings) -> Iterator[Settings]:
     from ingest.main import run as run_ingest
     from notify.main import run as run_notify
 
-    assert settings.database_url is not None
-    with connect(settings.database_url, autocommit=True) as conn:
-        sync_product_models(conn)
-        install_builtin_packs(conn)
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=run, args=(settings, stop), daemon=True)
-        for run in (run_ingest, run_notify)
-    ]
-    for thread in threads:
-        thread.start()
-    time.sleep(1.0)  # let ingest subscribe before devices publish
-    yield settings
-    stop.set()
-    for thread in threads:
-        thread.join(15)
+    with running_components(settings, run_ingest, run_notify) as running:
+        yield running
 
 
 def _publish(settings: Settings, messages: list[tuple[str, bytes]]) -> None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
 from app.settings import Settings
-from devices.catalog_sync import sync_product_models
-from rules.service import install_builtin_packs
 from simulator.models import DeviceSpec
 from simulator.runner import run_scenario
 from simulator.scenarios import builtin_scenarios, load_scenario
 from store.db import connect
+from tests.platform import running_components
 
 pytestmark = pytest.mark.mqtt5  # the device-side test clients speak MQTT 5
 
@@ -51,21 +49,8 @@ def platform(settings: Settings) -> Iterator[Settings]:
     from ingest.main import run as run_ingest
     from rules.main import run as run_scheduler
 
-    assert settings.database_url is not None
-    with connect(settings.database_url, autocommit=True) as conn:
-        sync_product_models(conn)
-        install_builtin_packs(conn)
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=run, args=(settings, stop), daemon=True)
-        for run in (run_ingest, run_scheduler)
-    ]
-    for thread in threads:
-        thread.start()
-    yield settings
-    stop.set()
-    for thread in threads:
-        thread.join(15)
+    with running_components(settings, run_ingest, run_scheduler) as running:
+        yield running
 
 
 @pytest.mark.slow

@@ -192,26 +192,30 @@ def _require_customer(conn: Conn, customer_id: int) -> None:
 
 def assign_owner(conn: Conn, uid: str, customer_id: int) -> None:
     """Give an unowned device its first owner; Conflict when it already has one."""
-    with conn.transaction():
-        device = _locked_device(conn, uid)
-        _require_customer(conn, customer_id)
-        try:
-            repo.add_member(conn, device["id"], customer_id, "owner")
-        except UniqueViolation as exc:
-            raise Conflict("the device already has an owner (transfer it instead)") from exc
-    log.info("devices.owner_assigned", device_id=device["id"])
+    device_id = _add_member(
+        conn, uid, customer_id, "owner", "the device already has an owner (transfer it instead)"
+    )
+    log.info("devices.owner_assigned", device_id=device_id)
 
 
 def share(conn: Conn, uid: str, customer_id: int) -> None:
     """Share a device with a family member; Conflict when they already have access."""
+    device_id = _add_member(
+        conn, uid, customer_id, "family", "this person already has access to the device"
+    )
+    log.info("devices.shared", device_id=device_id)
+
+
+def _add_member(conn: Conn, uid: str, customer_id: int, role: str, conflict: str) -> int:
+    """Add an active membership under the device lock; Conflict(`conflict`) when taken."""
     with conn.transaction():
         device = _locked_device(conn, uid)
         _require_customer(conn, customer_id)
         try:
-            repo.add_member(conn, device["id"], customer_id, "family")
+            repo.add_member(conn, device["id"], customer_id, role)
         except UniqueViolation as exc:
-            raise Conflict("this person already has access to the device") from exc
-    log.info("devices.shared", device_id=device["id"])
+            raise Conflict(conflict) from exc
+    return int(device["id"])
 
 
 def unshare(conn: Conn, uid: str, customer_id: int) -> None:

@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated
+from typing import Annotated, ClassVar
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from app.components import COMPONENTS, load_component, stop_on_signals
 from app.logging import configure_logging
 from app.settings import Settings, load_settings
-from bench.cli import app as bench_app
 from devices.cli import app as devices_app
 from simulator.cli import app as simulate_app
 
 console = Console(stderr=True)
+
+
+class KizunaGroup(TyperGroup):
+    """The top-level command group; some sub-groups are imported only when they are used.
+
+    The benchmarks pull in test clients, numpy workloads and every component, so importing
+    them for `kizuna version` or `kizuna serve api` would only cost time and warnings.
+    """
+
+    # command name -> "module:attribute" of its Typer app
+    LAZY_SUBCOMMANDS: ClassVar[dict[str, str]] = {"bench": "bench.cli:app"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Eager commands in creation order, then the lazy ones."""
+        return [*super().list_commands(ctx), *self.LAZY_SUBCOMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import a lazy sub-group on first use; other commands as usual."""
+        target = self.LAZY_SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = target.partition(":")
+        sub_app = getattr(importlib.import_module(module_name), attribute)
+        command = typer.main.get_command(sub_app)
+        command.name = cmd_name
+        return command
+
+
 app = typer.Typer(
+    cls=KizunaGroup,
     help="Kizuna: connected products that speak to their owners as friends.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(bench_app, name="bench")
 app.add_typer(devices_app, name="devices")
 app.add_typer(simulate_app, name="simulate")
 

@@ -7,10 +7,9 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import ApiConfig
@@ -18,6 +17,9 @@ from api.security.passwords import Passwords
 from app.settings import Settings
 from store.db import connect
 from store.scratch import scratch_database
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 PASSWORD = "benchmark passphrase 1234"  # noqa: S105 (a throwaway account in a scratch database)
 
@@ -44,6 +46,10 @@ def _argon2(config: ApiConfig, count: int) -> dict[str, float]:
 
 def run_api_bench(admin_url: str, requests: int) -> dict[str, Any]:
     """Measure argon2id cost and per-request authentication cost against a reference."""
+    # Imported here: starlette's test client warns at import time, and `kizuna bench --help`
+    # must not pay for it.
+    from fastapi.testclient import TestClient
+
     production = ApiConfig()
     cheap = ApiConfig(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1)
     result: dict[str, Any] = {

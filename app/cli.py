@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Annotated, ClassVar
+from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
 
 from app.components import COMPONENTS, load_component, stop_on_signals
 from app.logging import configure_logging
@@ -21,34 +18,7 @@ from simulator.cli import app as simulate_app
 console = Console(stderr=True)
 
 
-class KizunaGroup(TyperGroup):
-    """The top-level command group; some sub-groups are imported only when they are used.
-
-    The benchmarks pull in test clients, numpy workloads and every component, so importing
-    them for `kizuna version` or `kizuna serve api` would only cost time and warnings.
-    """
-
-    # command name -> "module:attribute" of its Typer app
-    LAZY_SUBCOMMANDS: ClassVar[dict[str, str]] = {"bench": "bench.cli:app"}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        """Eager commands in creation order, then the lazy ones."""
-        return [*super().list_commands(ctx), *self.LAZY_SUBCOMMANDS]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """Import a lazy sub-group on first use; other commands as usual."""
-        target = self.LAZY_SUBCOMMANDS.get(cmd_name)
-        if target is None:
-            return super().get_command(ctx, cmd_name)
-        module_name, _, attribute = target.partition(":")
-        sub_app = getattr(importlib.import_module(module_name), attribute)
-        command = typer.main.get_command(sub_app)
-        command.name = cmd_name
-        return command
-
-
 app = typer.Typer(
-    cls=KizunaGroup,
     help="Kizuna: connected products that speak to their owners as friends.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -57,6 +27,20 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(devices_app, name="devices")
 app.add_typer(simulate_app, name="simulate")
+
+
+@app.command(
+    "bench",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench(ctx: typer.Context) -> None:
+    """Benchmarks that print JSON results."""
+    # Imported on use: the benchmarks pull in test clients and every component, which
+    # `kizuna version` or `kizuna serve api` should neither wait for nor warn about.
+    from bench.cli import app as bench_app
+
+    bench_app(args=ctx.args, prog_name=f"{ctx.find_root().info_name or 'kizuna'} bench")
 
 
 def _settings() -> Settings:

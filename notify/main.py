@@ -1,10 +1,9 @@
-"""The `notify` component: fan-out (woken by LISTEN) and delivery workers over the outbox."""
+"""The `notify` component: fan-out (woken by LISTEN), housekeeping and delivery workers."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -41,9 +40,13 @@ def _database_url(settings: Settings) -> str:
 
 
 def fan_out_loop(settings: Settings, outbox: Outbox, stop: threading.Event) -> None:
-    """Turn new moments into posts and outbox rows as soon as their transaction commits."""
+    """Turn new moments into posts and outbox rows as soon as their transaction commits.
+
+    The trigger on moments sends a notification at commit; LISTEN returns on it. Polling
+    every `poll_interval_s` remains as the safety net: a wake-up lost to a dropped connection
+    costs at most one interval, never a moment (the inbox row is durable).
+    """
     url, wait_s = _database_url(settings), settings.notify.poll_interval_s
-    next_digest = 0.0
     while not stop.is_set():
         try:
             with connect(url, settings.store, autocommit=True) as conn:
@@ -54,15 +57,29 @@ def fan_out_loop(settings: Settings, outbox: Outbox, stop: threading.Event) -> N
                 while not stop.is_set():
                     while outbox.fan_out(conn):
                         pass
-                    if time.monotonic() >= next_digest:
-                        outbox.send_digests(conn)
-                        post_weekly_updates(conn, outbox.cipher, datetime.now(UTC))
-                        next_digest = time.monotonic() + DIGEST_EVERY_S
                     # Returns on the first wake-up, or after the poll interval as a safety net.
+                    # Notifications that arrived during the fan-out are kept by psycopg and
+                    # return at once here: one extra, cheap pass rather than a missed moment.
                     for _ in conn.notifies(timeout=wait_s, stop_after=1):
                         pass
         except psycopg.Error as exc:
             log.warning("notify.fan_out_db_error", error=type(exc).__name__)
+            stop.wait(RECONNECT_DELAY_S)
+
+
+def housekeeping_loop(settings: Settings, outbox: Outbox, stop: threading.Event) -> None:
+    """Daily friend updates and weekly summaries, on their own connection and thread, so a
+    long weekly pass (it reads a week of telemetry) never delays the fan-out of a moment."""
+    url = _database_url(settings)
+    while not stop.is_set():
+        try:
+            with connect(url, settings.store, autocommit=True) as conn:
+                while not stop.is_set():
+                    outbox.send_digests(conn)
+                    post_weekly_updates(conn, outbox.cipher, datetime.now(UTC))
+                    stop.wait(DIGEST_EVERY_S)
+        except psycopg.Error as exc:
+            log.warning("notify.housekeeping_db_error", error=type(exc).__name__)
             stop.wait(RECONNECT_DELAY_S)
 
 
@@ -83,8 +100,11 @@ def delivery_loop(settings: Settings, outbox: Outbox, stop: threading.Event) -> 
 def start_threads(
     settings: Settings, outbox: Outbox, stop: threading.Event
 ) -> list[threading.Thread]:
-    """Start the fan-out thread and the delivery threads."""
-    loops: list[tuple[str, Callable[..., None]]] = [("notify-fan-out", fan_out_loop)]
+    """Start the fan-out thread, the housekeeping thread and the delivery threads."""
+    loops: list[tuple[str, Callable[..., None]]] = [
+        ("notify-fan-out", fan_out_loop),
+        ("notify-housekeeping", housekeeping_loop),
+    ]
     loops += [
         (f"notify-delivery-{i}", delivery_loop) for i in range(settings.notify.delivery_workers)
     ]

@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any
@@ -68,17 +68,32 @@ class Outbox:
     # ------------------------------------------------------------ fan-out
 
     def fan_out(self, conn: repo.Conn) -> int:
-        """Turn one batch of new moments into feed posts and outbox rows; return moments done."""
+        """Turn one batch of new moments into feed posts and outbox rows; return moments done.
+
+        One transaction in three round trips whatever the batch size: claim (with BEGIN),
+        read recipients, cooldowns and daily counts together, then write every post, outbox
+        row and digest item with the COMMIT. The feed is written here, so a post is visible
+        the moment this commits; slower channels wait in the outbox for delivery workers.
+        """
         started = time.perf_counter()
-        with conn.transaction():
+        with conn.pipeline(), conn.transaction():
             moments = repo.claim_moments(conn, self.config.batch_size)
             if not moments:
                 return 0
-            people = repo.recipients(conn, sorted({m["device_id"] for m in moments}))
+            now = self.now()
+            context = repo.fan_out_context(
+                conn,
+                [(m["device_id"], m["kind"]) for m in moments],
+                now - timedelta(seconds=self.config.cooldown_s) if self.config.cooldown_s else None,
+                now - CAP_WINDOW,
+            )
+            batch = _Batch()
             for moment in moments:
-                for person in people.get(moment["device_id"], []):
-                    self._fan_out_one(conn, moment, self._recipient(person))
-        self.work_ready.set()
+                for person in context.people.get(moment["device_id"], []):
+                    self._fan_out_one(batch, context, moment, self._recipient(person))
+            repo.record_fan_out(conn, batch.posts, batch.rows, batch.digest_items)
+        if any(r["status"] == "pending" for r in batch.rows):
+            self.work_ready.set()
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         log.debug("notify.fan_out", moments=len(moments), elapsed_ms=elapsed_ms)
         return len(moments)
@@ -111,7 +126,13 @@ class Outbox:
             log.warning("notify.personal_data_unreadable", context=context)
             return None
 
-    def _fan_out_one(self, conn: repo.Conn, moment: dict[str, Any], person: Recipient) -> None:
+    def _fan_out_one(
+        self,
+        batch: _Batch,
+        context: repo.FanOutContext,
+        moment: dict[str, Any],
+        person: Recipient,
+    ) -> None:
         kind, critical = moment["kind"], is_safety_critical(moment["kind"], moment["severity"])
         preference = resolve_preference(
             person.preferences, moment["device_id"], kind, self.defaults
@@ -130,11 +151,13 @@ class Outbox:
             "created_at": None,
             "next_attempt_at": self.now(),
         }
-        rows = self._plan(conn, preference, person, moment, base, critical)
-        posted = any(r["channel"] == ChannelName.FEED and r["status"] == "sent" for r in rows)
+        rows = self._plan(context, preference, person, moment, base, critical)
+        if any(r["channel"] == ChannelName.FEED and r["status"] == "sent" for r in rows):
+            batch.posts.append(base)
         if preference.delivery is Delivery.DIGEST and not critical and _suppressed_all(rows):
-            repo.insert_digest_item(conn, base)
-        repo.record_fan_out(conn, base if posted else None, rows)
+            batch.digest_items.append(base)
+        batch.rows += rows
+        _remember(context, person.customer_id, moment, rows)
 
     def _speaker(self, moment: dict[str, Any], person: Recipient) -> Speaker:
         nickname = moment["nickname"] or _voice_name(moment["model_id"], person.language)
@@ -142,7 +165,7 @@ class Outbox:
 
     def _plan(
         self,
-        conn: repo.Conn,
+        context: repo.FanOutContext,
         preference: EffectivePreference,
         person: Recipient,
         moment: dict[str, Any],
@@ -163,13 +186,10 @@ class Outbox:
         if preference.delivery is Delivery.DIGEST and not critical:
             return [row(c, "suppressed", "digest") for c in channels]
         profile, zone = person.profile, person.time_zone
-        recent, interruptions = repo.recent_activity(
-            conn,
-            person.customer_id,
-            moment["device_id"],
-            moment["kind"],
-            now - timedelta(seconds=self.config.cooldown_s),
-            local_midnight(now, zone),
+        recent = (person.customer_id, moment["device_id"], moment["kind"]) in context.recent
+        midnight = local_midnight(now, zone)
+        interruptions = sum(
+            1 for at in context.interrupting[person.customer_id].values() if at >= midnight
         )
         if self.config.cooldown_s and recent:
             return [row(c, "suppressed", "cooldown") for c in channels]
@@ -346,6 +366,42 @@ class Outbox:
             and channel in self.channels
             and channel in reader.reachable
         ]
+
+
+# Interruptions since a person's local midnight are counted from rows this recent; local
+# midnight is never further back than a day plus the largest daylight-saving shift.
+CAP_WINDOW = timedelta(hours=26)
+
+
+@dataclass
+class _Batch:
+    """What one fan-out pass writes, in order."""
+
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    digest_items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _remember(
+    context: repo.FanOutContext,
+    customer_id: int,
+    moment: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> None:
+    """Count this moment's rows for the rest of the batch, as the database would count them."""
+    if any(
+        r["purpose"] == "moment" and (r["status"] in ("sent", "pending") or r["reason"] == "digest")
+        for r in rows
+    ):
+        context.recent.add((customer_id, moment["device_id"], moment["kind"]))
+    if any(
+        r["purpose"] == "moment"
+        and r["channel"] != ChannelName.FEED
+        and r["status"] in ("sent", "pending")
+        for r in rows
+    ):
+        # The rows are written with the database clock, at the latest now: within any window.
+        context.interrupting[customer_id][moment["id"]] = datetime.max.replace(tzinfo=UTC)
 
 
 def _digest_post(person: dict[str, Any], message: Any) -> dict[str, Any]:

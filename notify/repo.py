@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -67,39 +68,87 @@ def person(conn: Conn, customer_id: int) -> Row | None:
     ).fetchone()
 
 
+_RECIPIENTS_SQL = f"""SELECT o.device_id, {_PERSON_COLUMNS}
+    FROM device_ownerships o JOIN customers c ON c.id = o.customer_id
+    LEFT JOIN notify_profiles p ON p.customer_id = c.id
+    WHERE o.device_id = ANY(%s) AND o.ended_at IS NULL AND c.erased_at IS NULL
+    ORDER BY o.device_id, c.id"""
+
+
 def recipients(conn: Conn, device_ids: Sequence[int]) -> dict[int, list[Row]]:
     """The people sharing each device now, with their profile, preferences and email presence."""
-    rows = conn.execute(
-        f"""SELECT o.device_id, {_PERSON_COLUMNS}
-            FROM device_ownerships o JOIN customers c ON c.id = o.customer_id
-            LEFT JOIN notify_profiles p ON p.customer_id = c.id
-            WHERE o.device_id = ANY(%s) AND o.ended_at IS NULL AND c.erased_at IS NULL
-            ORDER BY o.device_id, c.id""",
-        (list(device_ids),),
-    ).fetchall()
+    return _by_device(conn.execute(_RECIPIENTS_SQL, (list(device_ids),)).fetchall())
+
+
+def _by_device(rows: Sequence[Row]) -> dict[int, list[Row]]:
     by_device: dict[int, list[Row]] = defaultdict(list)
     for row in rows:
         by_device[row["device_id"]].append(row)
     return by_device
 
 
-def recent_activity(
-    conn: Conn, customer_id: int, device_id: int, kind: str, since: datetime, today: datetime
-) -> tuple[bool, int]:
-    """(heard about this kind from this device since `since`, interruptions since `today`)."""
-    row = conn.execute(
-        """SELECT
-             EXISTS (SELECT 1 FROM notifications
-                     WHERE customer_id = %(cid)s AND device_id = %(did)s AND kind = %(kind)s
-                       AND purpose = 'moment' AND created_at >= %(since)s
-                       AND (status IN ('sent', 'pending') OR reason = 'digest')) AS recent,
-             (SELECT count(DISTINCT moment_id) FROM notifications
-              WHERE customer_id = %(cid)s AND created_at >= %(today)s AND purpose = 'moment'
-                AND channel <> 'feed' AND status IN ('sent', 'pending')) AS interruptions""",
-        {"cid": customer_id, "did": device_id, "kind": kind, "since": since, "today": today},
-    ).fetchone()
-    assert row is not None
-    return bool(row["recent"]), int(row["interruptions"])
+@dataclass
+class FanOutContext:
+    """What fan-out needs to know about one batch of moments, read in one round trip.
+
+    `recent` holds (person, device, kind) heard about since the cooldown began;
+    `interrupting` maps each person to {moment id: newest interrupting row} over a window
+    that surely covers their local midnight (the caller applies the midnight, so the rule
+    for "today" lives in one place: policy.local_midnight).
+    """
+
+    people: dict[int, list[Row]]
+    recent: set[tuple[int, int, str]]
+    interrupting: dict[int, dict[int, datetime]]
+
+
+def fan_out_context(
+    conn: Conn,
+    device_kinds: Sequence[tuple[int, str]],
+    cooldown_since: datetime | None,
+    interruptions_since: datetime,
+) -> FanOutContext:
+    """Recipients, cooldown and daily-cap facts of a batch: three queries, one round trip."""
+    device_ids = sorted({device for device, _ in device_kinds})
+    pairs = sorted(set(device_kinds))
+    with conn.pipeline():
+        people = conn.execute(_RECIPIENTS_SQL, (device_ids,))
+        recent = (
+            conn.execute(
+                """SELECT o.customer_id, m.device_id, m.kind
+                   FROM unnest(%(devices)s::bigint[], %(kinds)s::text[]) AS m(device_id, kind)
+                   JOIN device_ownerships o ON o.device_id = m.device_id AND o.ended_at IS NULL
+                   WHERE EXISTS (
+                       SELECT 1 FROM notifications n
+                       WHERE n.customer_id = o.customer_id AND n.device_id = m.device_id
+                         AND n.kind = m.kind AND n.purpose = 'moment'
+                         AND n.created_at >= %(since)s
+                         AND (n.status IN ('sent', 'pending') OR n.reason = 'digest'))""",
+                {
+                    "devices": [d for d, _ in pairs],
+                    "kinds": [k for _, k in pairs],
+                    "since": cooldown_since,
+                },
+            )
+            if cooldown_since is not None
+            else None
+        )
+        interrupting = conn.execute(
+            """SELECT n.customer_id, n.moment_id, max(n.created_at) AS at
+               FROM notifications n
+               WHERE n.customer_id IN (SELECT customer_id FROM device_ownerships
+                                       WHERE device_id = ANY(%(devices)s) AND ended_at IS NULL)
+                 AND n.created_at >= %(since)s AND n.purpose = 'moment'
+                 AND n.channel <> 'feed' AND n.status IN ('sent', 'pending')
+               GROUP BY n.customer_id, n.moment_id""",
+            {"devices": device_ids, "since": interruptions_since},
+        )
+        context = FanOutContext(_by_device(people.fetchall()), set(), defaultdict(dict))
+        if recent is not None:
+            context.recent = {(r["customer_id"], r["device_id"], r["kind"]) for r in recent}
+        for row in interrupting:
+            context.interrupting[row["customer_id"]][row["moment_id"]] = row["at"]
+    return context
 
 
 _INSERT_FEED_POST = """
@@ -116,12 +165,36 @@ def insert_feed_post(conn: Conn, post: Row) -> int | None:
     return int(row["id"]) if row else None
 
 
-def record_fan_out(conn: Conn, post: Row | None, rows: Sequence[Row]) -> None:
-    """Write a feed post (if any) and the outbox rows in one round trip (pipeline)."""
-    with conn.pipeline():
-        if post is not None:
-            conn.execute(_INSERT_FEED_POST, post)
-        insert_notifications(conn, rows)
+def record_fan_out(
+    conn: Conn, posts: Sequence[Row], rows: Sequence[Row], digest_items: Sequence[Row] = ()
+) -> None:
+    """Write a batch's feed posts, outbox rows and digest items in one round trip (pipeline).
+
+    Posts go first: an outbox row for the feed links to its post by (person, moment).
+    """
+    with conn.pipeline(), conn.cursor() as cur:
+        if posts:
+            cur.executemany(_INSERT_FEED_POST, posts)
+        if rows:
+            cur.executemany(_INSERT_NOTIFICATIONS, rows)
+        if digest_items:
+            cur.executemany(_INSERT_DIGEST_ITEM, digest_items)
+
+
+_INSERT_NOTIFICATIONS = """
+    INSERT INTO notifications (moment_id, customer_id, device_id, kind, severity,
+        channel, purpose, language, title, body, status, reason, next_attempt_at,
+        feed_post_id, sent_at)
+    VALUES (%(moment_id)s, %(customer_id)s, %(device_id)s, %(kind)s, %(severity)s,
+        %(channel)s, %(purpose)s, %(language)s, %(title)s, %(body)s, %(status)s,
+        %(reason)s, %(next_attempt_at)s,
+        CASE WHEN %(channel)s = 'feed' AND %(status)s = 'sent' THEN
+            (SELECT id FROM feed_posts
+             WHERE customer_id = %(customer_id)s AND moment_id = %(moment_id)s)
+        END,
+        CASE WHEN %(status)s = 'sent' THEN now() END)
+    ON CONFLICT (moment_id, customer_id, channel, purpose)
+        WHERE moment_id IS NOT NULL DO NOTHING"""
 
 
 def insert_notifications(conn: Conn, rows: Sequence[Row]) -> None:
@@ -129,32 +202,13 @@ def insert_notifications(conn: Conn, rows: Sequence[Row]) -> None:
     if not rows:
         return
     with conn.cursor() as cur:
-        cur.executemany(
-            """INSERT INTO notifications (moment_id, customer_id, device_id, kind, severity,
-                   channel, purpose, language, title, body, status, reason, next_attempt_at,
-                   feed_post_id, sent_at)
-               VALUES (%(moment_id)s, %(customer_id)s, %(device_id)s, %(kind)s, %(severity)s,
-                   %(channel)s, %(purpose)s, %(language)s, %(title)s, %(body)s, %(status)s,
-                   %(reason)s, %(next_attempt_at)s,
-                   CASE WHEN %(channel)s = 'feed' AND %(status)s = 'sent' THEN
-                       (SELECT id FROM feed_posts
-                        WHERE customer_id = %(customer_id)s AND moment_id = %(moment_id)s)
-                   END,
-                   CASE WHEN %(status)s = 'sent' THEN now() END)
-               ON CONFLICT (moment_id, customer_id, channel, purpose)
-                   WHERE moment_id IS NOT NULL DO NOTHING""",
-            rows,
-        )
+        cur.executemany(_INSERT_NOTIFICATIONS, rows)
 
 
-def insert_digest_item(conn: Conn, item: Row) -> None:
-    """Hold a minor moment for the person's daily friend update."""
-    conn.execute(
-        """INSERT INTO notify_digest_items (customer_id, device_id, moment_id, kind, title)
-           VALUES (%(customer_id)s, %(device_id)s, %(moment_id)s, %(kind)s, %(title)s)
-           ON CONFLICT (customer_id, moment_id) DO NOTHING""",
-        item,
-    )
+_INSERT_DIGEST_ITEM = """
+    INSERT INTO notify_digest_items (customer_id, device_id, moment_id, kind, title)
+    VALUES (%(customer_id)s, %(device_id)s, %(moment_id)s, %(kind)s, %(title)s)
+    ON CONFLICT (customer_id, moment_id) DO NOTHING"""
 
 
 # ---------------------------------------------------------------- delivery

@@ -1,4 +1,4 @@
-"""The FastAPI application: lifespan (pool), routers under /api/v1, health and metrics."""
+"""The FastAPI app: lifespan (pools, MQTT downlink), routers under /api/v1, health, metrics."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from api.errors import Unauthorized, install_error_handlers
 from api.mail import MailDirSender, MailSender, SmtpMailSender
 from api.middleware import Metrics, install_middleware
 from api.routers import all_routers
+from api.routers.device_support import close_downlink
 from api.security.passwords import Passwords
 from app.broker_url import MqttEndpoint
 from app.settings import Settings
@@ -71,6 +72,9 @@ def create_app(settings: Settings, *, mail_sender: MailSender | None = None) -> 
         try:
             yield
         finally:
+            # The downlink (commands, desired state) is opened on first use; its network
+            # thread and broker connection end with the app.
+            await asyncio.to_thread(close_downlink, app.state)
             await asyncio.to_thread(app.state.sync_pool.close)
             await app.state.pool.close()
 

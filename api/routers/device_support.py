@@ -6,7 +6,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -47,7 +47,7 @@ def domain_errors() -> Iterator[None]:
 
 
 def get_downlink(request: Request) -> Downlink:
-    """The app's MQTT downlink, connected on first use and kept for the app's lifetime."""
+    """The app's MQTT downlink, connected on first use; the app's lifespan closes it."""
     state = request.app.state
     with _DOWNLINK_LOCK:
         link: Downlink | None = getattr(state, "devices_downlink", None)
@@ -60,6 +60,16 @@ def get_downlink(request: Request) -> Downlink:
                 link = MqttDownlink(MqttEndpoint.from_url(url), timeout).open()
             state.devices_downlink = link
     return link
+
+
+def close_downlink(state: Any) -> None:
+    """Disconnect the app's downlink, if one was opened, and stop its network thread."""
+    with _DOWNLINK_LOCK:
+        link = getattr(state, "devices_downlink", None)
+        state.devices_downlink = None
+    close = getattr(link, "close", None)  # test doubles may have nothing to close
+    if close is not None:
+        close()
 
 
 def get_credential_broker(settings: SettingsDep) -> Iterator[CredentialBroker]:

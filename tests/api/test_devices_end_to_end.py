@@ -44,15 +44,6 @@ from tests.ingest.conftest import wait_until
 API = "/api/v1"
 
 
-@pytest.fixture(autouse=True)
-def close_downlink(api: TestClient) -> Iterator[None]:
-    """Close the app's MQTT downlink after each test (the app's lifespan does not own it)."""
-    yield
-    link = getattr(api.app.state, "devices_downlink", None)  # type: ignore[attr-defined]
-    if link is not None:
-        link.close()
-
-
 # The private dynsec Mosquitto of the devices tests, used here as a fixture too.
 dynsec_broker = devices_fixtures.dynsec_broker
 

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from app.broker_url import MqttEndpoint
+from app.settings import Settings
 from devices.catalog_sync import sync_product_models
 from tests.api.conftest import TestUser
 from tests.devices.mqtt_helpers import TestClient as MqttClient
 
 API = "/api/v1"
-
-
-@pytest.fixture(autouse=True)
-def close_downlink(api: TestClient) -> Iterator[None]:
-    """Close the app's MQTT downlink after each test (the app's lifespan does not own it)."""
-    yield
-    link = getattr(api.app.state, "devices_downlink", None)  # type: ignore[attr-defined]
-    if link is not None:
-        link.close()
 
 
 @pytest.fixture
@@ -289,3 +283,31 @@ def test_command_to_a_device_whose_stored_model_is_a_stub(
         json={"name": "lock", "args": {"x": 1}},
     )
     assert odd.status_code == 422
+
+
+def _downlink_threads() -> set[threading.Thread]:
+    """paho's network threads of API downlinks (named after their client ids)."""
+    return {
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("paho-mqtt-client-kizuna-downlink-") and t.is_alive()
+    }
+
+
+def test_downlink_connection_ends_with_the_app(
+    api_settings: Settings, customer_a: TestUser, device_a: str
+) -> None:
+    before = _downlink_threads()
+    app = create_app(api_settings)
+    with TestClient(app, base_url="http://testserver") as client:
+        sent = client.post(
+            f"{API}/devices/{device_a}/commands", headers=customer_a.headers, json={"name": "lock"}
+        )
+        assert sent.status_code == 202, sent.text
+        opened = _downlink_threads() - before
+        assert len(opened) == 1, "sending a command opens one downlink"
+        assert app.state.devices_downlink is not None
+    (thread,) = opened
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the downlink's network thread outlived the app"
+    assert app.state.devices_downlink is None

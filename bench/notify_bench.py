@@ -1,22 +1,33 @@
 """`kizuna bench notify`: telemetry published → post visible in the owner's feed, under load.
 
 A scratch database gets the product models, the built-in rule packs, background fridges and
-probe EVs. Ingest (with its rules step) and the notify component run in this process as
-`kizuna serve` runs them. Each probe EV publishes a `charge_complete` event; a reader polls
-the feed and records when the post becomes visible. The probes run twice: on an idle
-pipeline (the reference) and under the background telemetry rate.
+probe EVs. Ingest (with its rules step) and the notify component run as `kizuna serve` runs
+them: each in its own process (or, with --in-process, as threads of this one, to compare).
+The background telemetry is published from a process of its own too, so the measuring
+process only publishes probes and watches the database.
+
+Each probe EV publishes a `charge_complete` event. A watcher polls the database and records
+when each probe's event row, moment row and feed post first become visible, so every stage
+is measured on the same probe in the same run:
+
+    publish ─▶ ingest received (ingest's clock) ─▶ event stored ─▶ moment ─▶ feed post visible
+
+The probes run twice: on an idle pipeline (the reference) and under the background rate.
+Moments inserted directly (as rules/ writes them) measure notify's own stage alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing as mp
 import os
+import queue
 import secrets
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -25,30 +36,20 @@ import paho.mqtt.client as mqtt
 import typer
 from paho.mqtt.enums import CallbackAPIVersion
 
+from app.logging import configure_logging
 from app.services import running_services
 from app.settings import Settings, load_settings
 from devices.catalog_sync import sync_product_models
 from devices.protocol import Channel, DeviceEvent, Reading, device_topic, json_payload
 from rules.service import install_builtin_packs
-from store.db import connect, url_with_database
-from store.migrate import upgrade
+from store.db import connect
+from store.scratch import scratch_database
 
 FEED_POLL_S = 0.002
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A migrated database of this run's own, dropped afterwards."""
-    name = f"kizuna_bench_notify_{secrets.token_hex(4)}"
-    with connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = url_with_database(admin_url, name)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+READY_TIMEOUT_S = 60.0
+# fork: a spawned child would re-import the whole CLI; fork before any thread is started.
+_CTX = mp.get_context("fork")
+Component = Callable[[Settings, threading.Event], None]
 
 
 def provision(url: str, fridges: int, evs: int) -> None:
@@ -85,117 +86,272 @@ def _client(settings: Settings, name: str) -> mqtt.Client:
     return client
 
 
+# ---------------------------------------------------------------- components and background
+
+
+def _component_process(
+    name: str, run: Component, settings: Settings, ready: Any, stop: Any
+) -> None:
+    """A forked child running one component until `stop` (a multiprocessing event) is set."""
+    configure_logging(settings.log_level, settings.log_format)
+    local_stop = threading.Event()
+    worker = threading.Thread(target=run, args=(settings, local_stop), name=name, daemon=True)
+    worker.start()
+    if name == "ingest":
+        _wait_until_ingest_subscribed()
+    ready.set()
+    stop.wait()
+    local_stop.set()
+    worker.join(15)
+
+
+def _wait_until_ingest_subscribed() -> None:
+    from ingest import health
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = health.current()
+        if state is not None and state.ok:
+            return
+        time.sleep(0.05)
+
+
+class Components:
+    """Ingest and notify, as processes (the production layout) or as threads of this one."""
+
+    def __init__(self, settings: Settings, in_process: bool) -> None:
+        from ingest.main import run as run_ingest
+        from notify.main import run as run_notify
+
+        self.runs: dict[str, Component] = {"ingest": run_ingest, "notify": run_notify}
+        self.settings, self.in_process = settings, in_process
+        self.stop_threads = threading.Event()
+        self.stop_processes = _CTX.Event()
+        self.threads: list[threading.Thread] = []
+        self.processes: list[Any] = []
+
+    def start(self) -> None:
+        """Start both components; return once ingest has subscribed."""
+        if self.in_process:
+            for name, run in self.runs.items():
+                thread = threading.Thread(
+                    target=run, args=(self.settings, self.stop_threads), name=name, daemon=True
+                )
+                thread.start()
+                self.threads.append(thread)
+            _wait_until_ingest_subscribed()
+            return
+        for name, run in self.runs.items():
+            ready = _CTX.Event()
+            process = _CTX.Process(
+                target=_component_process,
+                args=(name, run, self.settings, ready, self.stop_processes),
+                name=f"bench-{name}",
+                daemon=True,
+            )
+            process.start()
+            self.processes.append(process)
+            if not ready.wait(READY_TIMEOUT_S):
+                raise RuntimeError(f"{name} did not start in time")
+
+    def stop(self) -> None:
+        """Stop both components and wait for them."""
+        self.stop_threads.set()
+        self.stop_processes.set()
+        for thread in self.threads:
+            thread.join(15)
+        for process in self.processes:
+            process.join(20)
+            if process.is_alive():
+                process.terminate()
+
+
+def _publish_background(
+    settings: Settings, fridges: int, rate: int, go: Any, stop: Any, results: Any
+) -> None:
+    """Normal fridge readings (no rule fires) at a target rate; report how many were sent."""
+    go.wait()
+    if stop.is_set():
+        results.put({"published": 0, "elapsed_s": 0.0})
+        return
+    client = _client(settings, "background")
+    prefix, seq, tick, published = settings.mqtt_topic_prefix, 10, 0.01, 0
+    topics = [device_topic(prefix, f"bg-{i}", Channel.TELEMETRY) for i in range(fridges)]
+    started = time.perf_counter()
+    try:
+        while not stop.is_set():
+            due = int((time.perf_counter() - started) * rate)
+            while published < due and not stop.is_set():
+                index = published % fridges
+                if index == 0:
+                    seq += 1
+                reading = Reading(
+                    seq=seq,
+                    ts=datetime.now(UTC),
+                    metrics={"fridge_temp_c": 3.5, "door_open": False, "power_w": 90.0},
+                )
+                client.publish(topics[index], json_payload(reading), qos=1)
+                published += 1
+            time.sleep(tick)
+    finally:
+        elapsed = time.perf_counter() - started
+        client.loop_stop()
+        client.disconnect()
+        results.put({"published": published, "elapsed_s": elapsed})
+
+
 class Background:
-    """Publishes normal fridge readings (no rule fires) at a target rate, and counts them."""
+    """The background telemetry publisher: a process forked early, publishing once told to."""
 
     def __init__(self, settings: Settings, fridges: int, rate: int) -> None:
-        self.settings, self.fridges, self.rate = settings, fridges, rate
-        self.published = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="bench-background", daemon=True)
-        self.elapsed_s = 0.0
+        self.rate = rate
+        self.go, self.stop_event = _CTX.Event(), _CTX.Event()
+        self.results: Any = _CTX.Queue()
+        self.process = _CTX.Process(
+            target=_publish_background,
+            args=(settings, fridges, rate, self.go, self.stop_event, self.results),
+            name="bench-background",
+            daemon=True,
+        )
+        self.published, self.elapsed_s = 0, 0.0
 
-    def _run(self) -> None:
-        client = _client(self.settings, "background")
-        prefix, seq, tick = self.settings.mqtt_topic_prefix, 10, 0.01
-        topics = [device_topic(prefix, f"bg-{i}", Channel.TELEMETRY) for i in range(self.fridges)]
-        started = time.perf_counter()
-        try:
-            while not self.stop.is_set():
-                due = int((time.perf_counter() - started) * self.rate)
-                while self.published < due and not self.stop.is_set():
-                    index = self.published % self.fridges
-                    if index == 0:
-                        seq += 1
-                    reading = Reading(
-                        seq=seq,
-                        ts=datetime.now(UTC),
-                        metrics={"fridge_temp_c": 3.5, "door_open": False, "power_w": 90.0},
-                    )
-                    client.publish(topics[index], json_payload(reading), qos=1)
-                    self.published += 1
-                time.sleep(tick)
-        finally:
-            self.elapsed_s = time.perf_counter() - started
-            client.loop_stop()
-            client.disconnect()
+    def fork(self) -> None:
+        """Create the process now (before this process starts threads); it waits for start."""
+        if self.rate:
+            self.process.start()
+
+    def start(self) -> None:
+        """Start publishing."""
+        self.go.set()
+
+    def stop(self) -> None:
+        """Stop publishing and collect the counts (once; later calls do nothing)."""
+        if not self.rate or self.stop_event.is_set():
+            return
+        self.stop_event.set()
+        self.go.set()
+        with contextlib.suppress(queue.Empty):
+            report = self.results.get(timeout=30)
+            self.published, self.elapsed_s = report["published"], report["elapsed_s"]
+        self.process.join(10)
 
 
-class FeedWatcher:
-    """Polls the feed and records when each probe's post first becomes visible."""
+# ---------------------------------------------------------------- watching the database
+
+
+class Watcher:
+    """Polls the database; records when each probe's event, moment and post become visible.
+
+    One statement per poll, so the three observations of one poll share a snapshot. The
+    times are this process's wall clock, as are the publish times of the probes.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.seen: dict[str, float] = {}
+        self.stored: dict[str, float] = {}  # uid → event row visible
+        self.received: dict[str, float] = {}  # uid → ingest's received_at (its own clock)
+        self.moment: dict[str, float] = {}
+        self.posted: dict[str, float] = {}
+        self.armed: set[str] = set()  # probes whose event is awaited
+        self.polls = 0
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="bench-feed", daemon=True)
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="bench-watcher", daemon=True)
+        self.started = self.ended = 0.0
+
+    def arm(self, uid: str) -> None:
+        """Watch for this probe's event row from now on."""
+        with self.lock:
+            self.armed.add(uid)
 
     def _run(self) -> None:
-        last = 0
+        last_moment = last_post = 0
+        self.started = time.perf_counter()
         with connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
+                with self.lock:
+                    awaited = sorted(self.armed - set(self.stored))
                 rows = conn.execute(
-                    "SELECT p.id, d.uid FROM feed_posts p JOIN devices d ON d.id = p.device_id "
-                    "WHERE p.id > %s ORDER BY p.id",
-                    (last,),
+                    """SELECT 'event' AS what, d.uid, 0::bigint AS id,
+                              extract(epoch FROM e.received_at)::float8 AS received
+                       FROM devices d JOIN device_events e ON e.device_id = d.id
+                       WHERE d.uid = ANY(%(awaited)s) AND e.event = 'charge_complete'
+                       UNION ALL
+                       SELECT 'moment', d.uid, m.id, NULL FROM moments m
+                       JOIN devices d ON d.id = m.device_id
+                       WHERE m.id > %(moment)s AND m.kind = 'ev.charge_complete'
+                       UNION ALL
+                       SELECT 'post', d.uid, p.id, NULL FROM feed_posts p
+                       JOIN devices d ON d.id = p.device_id
+                       WHERE p.id > %(post)s AND p.kind = 'ev.charge_complete'""",
+                    {"awaited": awaited, "moment": last_moment, "post": last_post},
                 ).fetchall()
                 now = time.time()
+                self.polls += 1
                 for row in rows:
-                    self.seen.setdefault(row["uid"], now)
-                    last = max(last, row["id"])
+                    uid = row["uid"]
+                    if row["what"] == "event":
+                        self.stored.setdefault(uid, now)
+                        self.received.setdefault(uid, row["received"])
+                    elif row["what"] == "moment":
+                        self.moment.setdefault(uid, now)
+                        last_moment = max(last_moment, row["id"])
+                    else:
+                        self.posted.setdefault(uid, now)
+                        last_post = max(last_post, row["id"])
                 time.sleep(FEED_POLL_S)
+        self.ended = time.perf_counter()
+
+    def poll_period_ms(self) -> float | None:
+        """The measured mean time between two polls (the resolution of every number)."""
+        if not self.polls or not self.ended:
+            return None
+        return round((self.ended - self.started) * 1000 / self.polls, 2)
+
+    def wait_for_posts(self, uids: list[str], wait_s: float) -> None:
+        """Until every probe's post is visible, or the wait is over."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and not set(uids) <= set(self.posted):
+            time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- probes
 
 
 def run_probes(
-    settings: Settings, watcher: FeedWatcher, uids: list[str], spacing_s: float, wait_s: float
+    settings: Settings, watcher: Watcher, uids: list[str], spacing_s: float, wait_s: float
 ) -> dict[str, Any]:
-    """Publish one charge_complete per probe EV; latency = visible in feed − publish."""
+    """Publish one charge_complete per probe EV; end to end and every stage, per probe."""
     client = _client(settings, f"probe-{secrets.token_hex(2)}")
     sent: dict[str, float] = {}
     try:
         for uid in uids:
+            watcher.arm(uid)
             event = DeviceEvent(seq=2, ts=datetime.now(UTC), event="charge_complete")
             topic = device_topic(settings.mqtt_topic_prefix, uid, Channel.EVENTS)
             sent[uid] = time.time()
             client.publish(topic, json_payload(event), qos=1)
             time.sleep(spacing_s)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and not set(sent) <= set(watcher.seen):
-            time.sleep(0.05)
+        watcher.wait_for_posts(uids, wait_s)
     finally:
         client.loop_stop()
         client.disconnect()
-    latencies = sorted((watcher.seen[u] - sent[u]) * 1000 for u in sent if u in watcher.seen)
-    return {**_summary(latencies, len(sent)), "stages_p50_ms": _stages(watcher.url, sent)}
-
-
-def _stages(url: str, sent: dict[str, float]) -> dict[str, float | None]:
-    """Where the time goes: publish → ingest receives → moment committed → post written."""
-    with connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            """SELECT d.uid, extract(epoch FROM e.received_at) AS received,
-                      extract(epoch FROM m.created_at) AS moment,
-                      extract(epoch FROM p.created_at) AS post
-               FROM devices d
-               JOIN device_events e ON e.device_id = d.id AND e.event = 'charge_complete'
-               JOIN moments m ON m.device_id = d.id
-               JOIN feed_posts p ON p.moment_id = m.id
-               WHERE d.uid = ANY(%s)""",
-            (list(sent),),
-        ).fetchall()
-
-    def median(values: list[float]) -> float | None:
-        return round(statistics.median(values) * 1000, 1) if values else None
-
     return {
-        "publish_to_ingest_received": median([float(r["received"]) - sent[r["uid"]] for r in rows]),
-        "received_to_moment_tx": median([float(r["moment"] - r["received"]) for r in rows]),
-        "moment_tx_to_feed_post_tx": median([float(r["post"] - r["moment"]) for r in rows]),
+        **_summary(_between(sent, watcher.posted), len(sent)),
+        "stages": {
+            "publish_to_stored": _percentiles(_between(sent, watcher.stored)),
+            "publish_to_ingest_received": _percentiles(_between(sent, watcher.received)),
+            "ingest_received_to_stored": _percentiles(
+                _between(watcher.received, watcher.stored, sent)
+            ),
+            "stored_to_moment": _percentiles(_between(watcher.stored, watcher.moment, sent)),
+            "moment_to_feed": _percentiles(_between(watcher.moment, watcher.posted, sent)),
+        },
     }
 
 
 def run_moment_probes(
-    url: str, watcher: FeedWatcher, uids: list[str], spacing_s: float, wait_s: float
+    url: str, watcher: Watcher, uids: list[str], spacing_s: float, wait_s: float
 ) -> dict[str, Any]:
     """The notify stage alone: a moment committed as rules would → post visible in the feed."""
     committed: dict[str, float] = {}
@@ -209,26 +365,46 @@ def run_moment_probes(
             )
             committed[uid] = time.time()  # after the commit returned: conservative
             time.sleep(spacing_s)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and not set(committed) <= set(watcher.seen):
-        time.sleep(0.05)
-    latencies = sorted(
-        (watcher.seen[u] - committed[u]) * 1000 for u in committed if u in watcher.seen
-    )
-    return _summary(latencies, len(committed))
+    watcher.wait_for_posts(uids, wait_s)
+    return _summary(_between(committed, watcher.posted), len(committed))
+
+
+def _between(
+    start: dict[str, float], end: dict[str, float], among: dict[str, float] | None = None
+) -> list[float]:
+    """Milliseconds from start to end for every probe seen at both (and in `among`)."""
+    keys = set(start) & set(end) & set(start if among is None else among)
+    return sorted((end[k] - start[k]) * 1000 for k in keys)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    index = min(len(values) - 1, max(0, round(q * len(values)) - 1))
+    return round(values[index], 1)
+
+
+def _percentiles(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"probes": 0}
+    return {
+        "p50_ms": round(statistics.median(values), 1),
+        "p99_ms": _percentile(values, 0.99),
+        "probes": len(values),
+    }
 
 
 def _summary(latencies: list[float], expected: int) -> dict[str, Any]:
     if not latencies:
         return {"expected": expected, "delivered": 0}
-    p99_index = min(len(latencies) - 1, max(0, round(0.99 * len(latencies)) - 1))
     return {
         "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(latencies[p99_index], 1),
+        "p99_ms": _percentile(latencies, 0.99),
         "max_ms": round(latencies[-1], 1),
         "expected": expected,
         "delivered": len(latencies),
     }
+
+
+# ---------------------------------------------------------------- setup helpers
 
 
 def _prime_evs(settings: Settings, uids: list[str]) -> None:
@@ -257,6 +433,13 @@ def _wait_for_twins(url: str, count: int, timeout_s: float) -> None:
     raise RuntimeError("ingest did not store the priming readings in time")
 
 
+def _warm_up_notify(url: str, watcher: Watcher, uid: str) -> None:
+    """One moment through notify before measuring: it is running and its caches are warm."""
+    result = run_moment_probes(url, watcher, [uid], 0, READY_TIMEOUT_S)
+    if not result["delivered"]:
+        raise RuntimeError("notify did not post the warm-up moment in time")
+
+
 def _stored_background(url: str) -> int:
     with connect(url, autocommit=True) as conn:
         row = conn.execute(
@@ -264,6 +447,15 @@ def _stored_background(url: str) -> int:
             "WHERE d.model_id = 'refrigerator'"
         ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def _ratio(loaded: dict[str, Any], reference: dict[str, Any], key: str) -> float | None:
+    if key not in loaded or not reference.get(key):
+        return None
+    return round(loaded[key] / reference[key], 2)
+
+
+# ---------------------------------------------------------------- the command
 
 
 def notify(
@@ -278,83 +470,74 @@ def notify(
     ingest_batch_wait_ms: Annotated[
         int | None, typer.Option(help="Override ingest's batch_max_wait_ms (default: settings).")
     ] = None,
+    in_process: Annotated[
+        bool,
+        typer.Option(help="Run ingest and notify as threads of the benchmark (one GIL)."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Latency from a published event to the post in the in-app feed, idle and under load."""
-    from ingest.main import run as run_ingest
-    from notify.main import run as run_notify
-
     base = load_settings()
+    configure_logging(base.log_level, base.log_format)
+    load_before = round(os.getloadavg()[0], 2)
     with running_services(base, migrate=False) as live:
         assert live.database_url is not None
-        with scratch_database(live.database_url) as url:
+        with scratch_database(live.database_url, "notify") as url:
             prefix = f"kzbench{secrets.token_hex(3)}"
             ingest = live.ingest.model_copy(update={"client_id": f"ingest-{prefix}"})
             if ingest_batch_wait_ms is not None:
                 ingest = ingest.model_copy(update={"batch_max_wait_ms": ingest_batch_wait_ms})
             settings = live.model_copy(
-                update={
-                    "database_url": url,
-                    "mqtt_topic_prefix": prefix,
-                    "ingest": ingest,
-                }
+                update={"database_url": url, "mqtt_topic_prefix": prefix, "ingest": ingest}
             )
-            provision(url, fridges, probes + reference_probes + 2 * moment_probes)
-            stop = threading.Event()
-            components = [
-                threading.Thread(target=run, args=(settings, stop), daemon=True)
-                for run in (run_ingest, run_notify)
-            ]
-            for thread in components:
-                thread.start()
-            watcher = FeedWatcher(url)
+            uids = [f"probe-{i}" for i in range(probes + reference_probes)]
+            direct = [f"probe-{i}" for i in range(len(uids), len(uids) + 2 * moment_probes + 1)]
+            provision(url, fridges, len(uids) + len(direct))
+            # Every process is forked before any thread of this one starts.
+            components = Components(settings, in_process)
+            background = Background(settings, fridges, rate)
+            watcher = Watcher(url)
             try:
-                time.sleep(1.5)  # ingest subscribes
-                uids = [f"probe-{i}" for i in range(probes + reference_probes)]
-                direct = [f"probe-{i}" for i in range(len(uids), len(uids) + 2 * moment_probes)]
+                background.fork()
+                components.start()
                 _prime_evs(settings, uids)
-                _wait_for_twins(url, len(uids), 60)
+                _wait_for_twins(url, len(uids), READY_TIMEOUT_S)
                 watcher.thread.start()
+                _warm_up_notify(url, watcher, direct.pop())
                 spacing = spacing_ms / 1000
                 reference = run_probes(settings, watcher, uids[:reference_probes], spacing, 10)
                 stage_idle = run_moment_probes(url, watcher, direct[:moment_probes], spacing, 10)
-                background = Background(settings, fridges, rate)
+                background.start()
                 if rate:
-                    background.thread.start()
                     time.sleep(2.0)  # reach the steady rate before measuring
                 loaded = run_probes(settings, watcher, uids[reference_probes:], spacing, 30)
                 stage_loaded = run_moment_probes(url, watcher, direct[moment_probes:], spacing, 30)
-                background.stop.set()
-                if rate:
-                    background.thread.join(10)
+                load_during = round(os.getloadavg()[0], 2)
+                background.stop()
             finally:
                 watcher.stop.set()
-                stop.set()
-                for thread in components:
-                    thread.join(15)
+                background.stop()
+                components.stop()
+                watcher.thread.join(5)
             stored = _stored_background(url)
     achieved = background.published / background.elapsed_s if background.elapsed_s else 0.0
     result = {
         "benchmark": "notify",
         **loaded,
+        "reference_idle": reference,
+        "notify_stage_idle": stage_idle,
+        "notify_stage_loaded": stage_loaded,
+        "p50_ratio_loaded_vs_idle": _ratio(loaded, reference, "p50_ms"),
+        "p99_ratio_loaded_vs_idle": _ratio(loaded, reference, "p99_ms"),
         "background_target_msgs_per_s": rate,
         "background_published_msgs_per_s": round(achieved),
         "background_published": background.published,
         "background_stored": stored,
-        "reference_idle": reference,
-        "notify_stage_loaded": stage_loaded,
-        "notify_stage_idle": stage_idle,
-        "p50_ratio_loaded_vs_idle": _ratio(loaded, reference, "p50_ms"),
-        "p99_ratio_loaded_vs_idle": _ratio(loaded, reference, "p99_ms"),
+        "components": "threads of one process" if in_process else "one process each",
         "ingest_batch_max_wait_ms": settings.ingest.batch_max_wait_ms,
-        "feed_poll_interval_ms": FEED_POLL_S * 1000,
+        "watcher_poll_period_ms": watcher.poll_period_ms(),
         "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "load_avg_1m_before": load_before,
+        "load_avg_1m_loaded": load_during,
     }
     typer.echo(json.dumps(result, indent=None if as_json else 2))
-
-
-def _ratio(loaded: dict[str, Any], reference: dict[str, Any], key: str) -> float | None:
-    if key not in loaded or not reference.get(key):
-        return None
-    return round(loaded[key] / reference[key], 2)

@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.accounts.service import Accounts
 from api.errors import Unauthorized, install_error_handlers
@@ -94,6 +95,12 @@ def create_app(settings: Settings, *, mail_sender: MailSender | None = None) -> 
     app.state.metrics = metrics
     install_error_handlers(app)
     install_middleware(app, metrics, settings.api.max_body_bytes)
+    if settings.api.trusted_proxies:
+        # Outermost, so throttling, audit and every handler see the forwarded client.
+        app.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted_hosts=[str(network) for network in settings.api.trusted_proxies],
+        )
     for router in all_routers():
         app.include_router(router, prefix=API_PREFIX)
     _add_operational_routes(app, settings, registry)

@@ -1,6 +1,6 @@
 """HTTP API settings (part of the one Kizuna settings object)."""
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
 
 
 class ApiConfig(BaseModel):
@@ -28,3 +28,12 @@ class ApiConfig(BaseModel):
     max_time_range_days: int = Field(default=93, ge=1)
     # When set, /metrics requires `Authorization: Bearer <metrics_token>`.
     metrics_token: SecretStr | None = None
+    # Reverse proxies whose X-Forwarded-For is believed, as addresses or networks
+    # (KIZUNA_API__TRUSTED_PROXIES='["10.0.0.0/8", "::1"]'). Only when the direct peer is one
+    # of them is the client taken from the header: the right-most address that is not itself
+    # a trusted proxy. Empty (the default): the header is ignored. The dashboard's sign-in
+    # follows the same list.
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses/networks) whose X-Forwarded-For is believed.",
+    )

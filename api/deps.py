@@ -63,7 +63,11 @@ def get_sync_db(request: Request) -> Iterator[Connection[DictRow]]:
 
 
 def client_ip(request: Request) -> str:
-    """The peer address (proxies are not trusted for this)."""
+    """The client's address: the peer, or the forwarded client behind a trusted proxy.
+
+    `KIZUNA_API__TRUSTED_PROXIES` decides (see api/config.py); the app's proxy-headers
+    middleware has already put the forwarded address into the request when it applies.
+    """
     return request.client.host if request.client else "unknown"
 
 

@@ -61,8 +61,8 @@ class LocalAccounts:
             self._accounts[principal.user_id] = account
         return secret
 
-    def login(self, email: str, password: str, otp: str) -> str:
-        """Check password and TOTP code; return a new session token."""
+    def login(self, email: str, password: str, otp: str, *, client_ip: str = "local") -> str:
+        """Check password and TOTP code; return a new session token (no throttling here)."""
         account = self._accounts.get(email.strip().lower())
         try:
             self._hasher.verify(account.password_hash if account else self._dummy_hash, password)

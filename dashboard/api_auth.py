@@ -38,12 +38,11 @@ DASHBOARD_ROLES = {"operator": "operator", "customer": "customer"}
 class ApiAuthenticator:
     """`Authenticator` backed by api.accounts (argon2 passwords, TOTP, throttling, audit)."""
 
-    def __init__(self, settings: Settings, client_ip: str = "dashboard") -> None:
+    def __init__(self, settings: Settings) -> None:
         if settings.database_url is None:
             raise ValueError("ApiAuthenticator needs settings.database_url")
         self._settings = settings
         self._accounts = build_accounts(settings)
-        self._client_ip = client_ip
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="dashboard-auth", daemon=True
@@ -55,19 +54,20 @@ class ApiAuthenticator:
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(CALL_TIMEOUT_S)
 
-    def login(self, email: str, password: str, otp: str) -> str:
-        """Password then TOTP, as the API does; staff without TOTP are refused."""
-        return self._call(self._login(email, password, otp))
+    def login(self, email: str, password: str, otp: str, *, client_ip: str) -> str:
+        """Password then TOTP, as the API does (throttled per `client_ip` too); staff without
+        TOTP are refused."""
+        return self._call(self._login(email, password, otp, client_ip))
 
-    async def _login(self, email: str, password: str, otp: str) -> str:
+    async def _login(self, email: str, password: str, otp: str, client_ip: str) -> str:
         async with self._pool.connection() as conn:
             try:
-                first = await self._accounts.login(conn, email, password, self._client_ip)
+                first = await self._accounts.login(conn, email, password, client_ip)
                 if isinstance(first, MfaChallenge):
                     if first.status != "mfa_required":
                         raise LoginRefused  # staff must enrol TOTP through the API first
                     tokens = await self._accounts.verify_mfa(
-                        conn, first.mfa_token, otp, None, self._client_ip
+                        conn, first.mfa_token, otp, None, client_ip
                     )
                 else:
                     tokens = first

@@ -34,7 +34,7 @@ def create_dash_app(
         SESSION_COOKIE_SECURE=settings.env == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
     )
-    register_routes(server, authenticator)
+    register_routes(server, authenticator, settings.api.trusted_proxies)
     app = Dash(
         "kizuna-dashboard",
         server=server,  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -46,8 +48,8 @@ class LoginRefused(Exception):
 class Authenticator(Protocol):
     """The account service the dashboard signs people in with."""
 
-    def login(self, email: str, password: str, otp: str) -> str:
-        """Check credentials and one-time code; return a session token or raise LoginRefused."""
+    def login(self, email: str, password: str, otp: str, *, client_ip: str) -> str:
+        """Check credentials and code (throttled per `client_ip`); a session or LoginRefused."""
         ...
 
     def resolve(self, token: str) -> Principal | None:
@@ -90,18 +92,75 @@ def _safe_next(target: str | None) -> str:
     return parts.path or "/"
 
 
-def register_routes(server: flask.Flask, authenticator: Authenticator) -> None:
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(value: str) -> str | None:
+    """The IP address in a forwarded hop (`addr`, `v4:port`, `[v6]:port`), or None."""
+    host = value.strip()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _trusted(address: str | None, proxies: Sequence[IPNetwork]) -> bool:
+    if address is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in proxies)
+
+
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], trusted_proxies: Sequence[IPNetwork]
+) -> str:
+    """Who is signing in: the peer, or, behind a trusted proxy, the forwarded client.
+
+    The same rule as the API's (KIZUNA_API__TRUSTED_PROXIES): X-Forwarded-For counts only
+    when the direct peer is a trusted proxy, and then the right-most address that is not
+    itself a trusted proxy is the client (everything left of it was written by the client).
+    A hop that is not an address means a proxy wrote nonsense: the peer is used instead.
+    """
+    peer_address = _address(peer or "")
+    if peer_address is None or not _trusted(peer_address, trusted_proxies):
+        return peer_address or peer or "unknown"
+    hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            return peer_address
+        if not _trusted(address, trusted_proxies):
+            return address
+    # Every hop is a trusted proxy: the left-most one is where the request started.
+    return (_address(hops[0]) or peer_address) if hops else peer_address
+
+
+def register_routes(
+    server: flask.Flask,
+    authenticator: Authenticator,
+    trusted_proxies: Sequence[IPNetwork] = (),
+) -> None:
     """Add the sign-in and sign-out endpoints to the dashboard's Flask server."""
     server.config["KIZUNA_AUTHENTICATOR"] = authenticator
 
     @server.post("/auth/login")
     def login() -> Any:
         form = flask.request.form
+        client = client_address(
+            flask.request.remote_addr,
+            flask.request.headers.getlist("X-Forwarded-For"),
+            trusted_proxies,
+        )
         try:
             token = authenticator.login(
                 form.get("email", "")[:320],
                 form.get("password", "")[:1024],
                 form.get("otp", "")[:12],
+                client_ip=client,
             )
         except LoginRefused:
             log.info("dashboard.login_refused")

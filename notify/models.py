@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
 from typing import Annotated, Any
@@ -90,6 +90,9 @@ class ProfileUpdate(_Input):
     chat_urls: list[Annotated[str, StringConstraints(max_length=1024)]] = Field(
         default_factory=list, max_length=5
     )
+    rotate_webhook_secret: bool = Field(
+        default=False, description="Replace the webhook's signing secret (shown once)."
+    )
 
     @field_validator("webhook_url", "chat_urls")
     @classmethod
@@ -105,6 +108,8 @@ class ProfileUpdate(_Input):
             raise ValueError("quiet_start and quiet_end go together")
         if self.escalation_channel is ChannelName.FEED:
             raise ValueError("the escalation channel must be one that interrupts")
+        if self.rotate_webhook_secret and self.webhook_url is None:
+            raise ValueError("rotate_webhook_secret needs a webhook_url")
         for moment in (self.quiet_start, self.quiet_end):
             if moment is not None and moment.tzinfo is not None:
                 raise ValueError("quiet hours are local times without an offset")
@@ -112,7 +117,11 @@ class ProfileUpdate(_Input):
 
 
 class ProfilePublic(BaseModel):
-    """Per-person settings as shown back (chat URLs carry tokens: only their count)."""
+    """Per-person settings as shown back (chat URLs carry tokens: only their count).
+
+    `webhook_secret` is filled only in the answer to the change that created it (a new or
+    changed webhook URL, or a rotation): it is shown once and never again.
+    """
 
     quiet_start: time | None
     quiet_end: time | None
@@ -121,6 +130,8 @@ class ProfilePublic(BaseModel):
     escalation_channel: ChannelName
     webhook_url: str | None
     chat_url_count: int
+    webhook_signed: bool = False
+    webhook_secret: str | None = None
 
 
 class FeedPost(BaseModel):
@@ -172,6 +183,10 @@ class Outgoing:
     email: str | None = None
     webhook_url: str | None = None
     chat_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = field(default=None, repr=False)
+    # Addresses from the deployment's settings (operators), not typed in by a customer:
+    # exempt from the public-address check that guards customers' webhooks.
+    trusted_destination: bool = False
 
     def payload(self) -> dict[str, Any]:
         """The JSON document sent to webhooks and the owner's app (no addresses)."""

@@ -315,6 +315,9 @@ class Outbox:
             or self._open(person.get("user_email_enc"), repo.USER_EMAIL_CONTEXT),
             webhook_url=person.get("webhook_url"),
             chat_urls=tuple(chat.split("\n")) if chat else (),
+            webhook_secret=self._open(
+                person.get("webhook_secret_enc"), repo.WEBHOOK_SECRET_CONTEXT
+            ),
         )
 
     # ------------------------------------------------------------ digests

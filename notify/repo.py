@@ -22,6 +22,7 @@ NAME_CONTEXT = customer_context("name")
 EMAIL_CONTEXT = customer_context("email")
 USER_EMAIL_CONTEXT = "users.email_enc"  # api/ accounts: a customer's login address
 CHAT_URLS_CONTEXT = "notify_profiles.chat_urls_enc"
+WEBHOOK_SECRET_CONTEXT = "notify_profiles.webhook_secret_enc"  # noqa: S105 (a cipher context)
 
 # The customer record's address first; else the address the customer signs in with.
 _USER_EMAIL_SQL = """(SELECT u.email_enc FROM users u WHERE u.customer_id = c.id
@@ -234,10 +235,10 @@ def claim_due(conn: Conn, limit: int, lease_s: float) -> list[Row]:
 
 
 def addresses(conn: Conn, customer_ids: Sequence[int]) -> dict[int, Row]:
-    """Public id, sealed email, webhook URL and sealed chat URLs of these people."""
+    """Public id, sealed email, webhook URL and secret, and sealed chat URLs of these people."""
     rows = conn.execute(
         f"""SELECT c.id, c.public_id::text AS public_id, c.email_enc, p.webhook_url,
-                  p.chat_urls_enc, {_USER_EMAIL_SQL} AS user_email_enc
+                  p.webhook_secret_enc, p.chat_urls_enc, {_USER_EMAIL_SQL} AS user_email_enc
            FROM customers c LEFT JOIN notify_profiles p ON p.customer_id = c.id
            WHERE c.id = ANY(%s)""",
         (list(customer_ids),),

@@ -19,6 +19,7 @@ from notify.models import (
     Reaction,
     ReactionRequest,
 )
+from notify.signing import new_secret
 from store.encryption import FieldCipher
 
 MAX_PAGE = 100
@@ -212,7 +213,10 @@ def get_profile(conn: repo.Conn, customer_id: int, cipher: FieldCipher) -> Profi
     ).fetchone()
     defaults = ProfileUpdate()
     if row is None:
-        return ProfilePublic(**defaults.model_dump(exclude={"chat_urls"}), chat_url_count=0)
+        return ProfilePublic(
+            **defaults.model_dump(exclude={"chat_urls", "rotate_webhook_secret"}),
+            chat_url_count=0,
+        )
     sealed = row["chat_urls_enc"]
     urls = cipher.open(bytes(sealed), repo.CHAT_URLS_CONTEXT).split("\n") if sealed else []
     return ProfilePublic(
@@ -223,6 +227,7 @@ def get_profile(conn: repo.Conn, customer_id: int, cipher: FieldCipher) -> Profi
         escalation_channel=ChannelName(row["escalation_channel"]),
         webhook_url=row["webhook_url"],
         chat_url_count=len(urls),
+        webhook_signed=row["webhook_secret_enc"] is not None,
     )
 
 
@@ -234,7 +239,11 @@ def update_profile(
     *,
     allow_private_webhooks: bool = False,
 ) -> ProfilePublic:
-    """Replace a person's notification settings; webhook URLs must point at public hosts."""
+    """Replace a person's notification settings; webhook URLs must point at public hosts.
+
+    A webhook gets a new signing secret when its URL is set or changed, when it has none
+    yet, or when asked to rotate; the answer to that change is the only one that shows it.
+    """
     if update.webhook_url is not None:
         try:
             check_webhook_url(update.webhook_url, allow_private=allow_private_webhooks)
@@ -245,25 +254,50 @@ def update_profile(
         if update.chat_urls
         else None
     )
-    conn.execute(
-        """INSERT INTO notify_profiles (customer_id, quiet_start, quiet_end, daily_cap,
-               digest_hour, escalation_channel, webhook_url, chat_urls_enc)
-           VALUES (%(cid)s, %(qs)s, %(qe)s, %(cap)s, %(dh)s, %(esc)s, %(hook)s, %(chat)s)
-           ON CONFLICT (customer_id) DO UPDATE SET
-               quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end,
-               daily_cap = EXCLUDED.daily_cap, digest_hour = EXCLUDED.digest_hour,
-               escalation_channel = EXCLUDED.escalation_channel,
-               webhook_url = EXCLUDED.webhook_url, chat_urls_enc = EXCLUDED.chat_urls_enc,
-               updated_at = now()""",
-        {
-            "cid": customer_id,
-            "qs": update.quiet_start,
-            "qe": update.quiet_end,
-            "cap": update.daily_cap,
-            "dh": update.digest_hour,
-            "esc": update.escalation_channel.value,
-            "hook": update.webhook_url,
-            "chat": sealed,
-        },
-    )
-    return get_profile(conn, customer_id, cipher)
+    with conn.transaction():
+        current = conn.execute(
+            "SELECT webhook_url, webhook_secret_enc FROM notify_profiles WHERE customer_id = %s "
+            "FOR UPDATE",
+            (customer_id,),
+        ).fetchone() or {"webhook_url": None, "webhook_secret_enc": None}
+        secret, sealed_secret = _webhook_secret(update, current, cipher)
+        conn.execute(
+            """INSERT INTO notify_profiles (customer_id, quiet_start, quiet_end, daily_cap,
+                   digest_hour, escalation_channel, webhook_url, chat_urls_enc,
+                   webhook_secret_enc)
+               VALUES (%(cid)s, %(qs)s, %(qe)s, %(cap)s, %(dh)s, %(esc)s, %(hook)s, %(chat)s,
+                       %(secret)s)
+               ON CONFLICT (customer_id) DO UPDATE SET
+                   quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end,
+                   daily_cap = EXCLUDED.daily_cap, digest_hour = EXCLUDED.digest_hour,
+                   escalation_channel = EXCLUDED.escalation_channel,
+                   webhook_url = EXCLUDED.webhook_url, chat_urls_enc = EXCLUDED.chat_urls_enc,
+                   webhook_secret_enc = EXCLUDED.webhook_secret_enc, updated_at = now()""",
+            {
+                "cid": customer_id,
+                "qs": update.quiet_start,
+                "qe": update.quiet_end,
+                "cap": update.daily_cap,
+                "dh": update.digest_hour,
+                "esc": update.escalation_channel.value,
+                "hook": update.webhook_url,
+                "chat": sealed,
+                "secret": sealed_secret,
+            },
+        )
+    profile = get_profile(conn, customer_id, cipher)
+    return profile.model_copy(update={"webhook_secret": secret}) if secret else profile
+
+
+def _webhook_secret(
+    update: ProfileUpdate, current: dict[str, Any], cipher: FieldCipher
+) -> tuple[str | None, bytes | None]:
+    """(the new secret to show once or None, the sealed secret to store)."""
+    if update.webhook_url is None:
+        return None, None
+    kept = current["webhook_secret_enc"]
+    unchanged = current["webhook_url"] == update.webhook_url
+    if kept is not None and unchanged and not update.rotate_webhook_secret:
+        return None, bytes(kept)
+    secret = new_secret()
+    return secret, cipher.seal(secret, repo.WEBHOOK_SECRET_CONTEXT)

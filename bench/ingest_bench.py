@@ -22,16 +22,25 @@ from datetime import UTC, datetime
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import typer
 
+from bench.mqtt_wire import (
+    MAX_PACKET_ID,
+    SUBACK,
+    WireClient,
+    count_pubacks,
+    puback_packets,
+    publish_ids,
+    publish_packet,
+    subscribe_packet,
+)
 from store.scratch import scratch_database
 
 METRICS_PER_MESSAGE = 8
-# Unacked publishes per publisher before it waits. paho scans its whole outgoing window on
-# every PUBACK, so a large window makes the generator, not ingest, the bottleneck.
-MAX_OUTSTANDING = 200
+# Unacked publishes per publisher before it waits for PUBACKs.
+MAX_OUTSTANDING = 1000
 # fork: a spawned child re-imports the whole CLI (dash, fastapi...), which takes seconds on a
 # busy machine and skews the start of every phase.
 _CTX = mp.get_context("fork")
@@ -48,22 +57,15 @@ def _payload(seq: int, now: float) -> bytes:
     )
 
 
-def _connect(url: str, client_id: str, v5: bool) -> Any:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
+def _wire_client(url: str, client_id: str) -> WireClient:
     parts = urlsplit(url)
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+    return WireClient(
+        parts.hostname or "127.0.0.1",
+        parts.port or 1883,
+        client_id,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
     )
-    if parts.username:
-        client.username_pw_set(parts.username, parts.password or "")
-    client.max_inflight_messages_set(MAX_OUTSTANDING)
-    client.max_queued_messages_set(0)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=60)
-    return client
 
 
 def publisher_process(
@@ -78,52 +80,57 @@ def publisher_process(
 ) -> None:
     """Publish QoS 1 readings round-robin over `uids` at `rate` msg/s (0 = as fast as it can).
 
-    Connects, reports ready, then waits until the parent sets the shared start time.
+    Connects, reports ready, then waits until the parent sets the shared start time. Counts
+    a message as published when the broker's PUBACK for it arrived.
     """
-    client = _connect(url, f"bench-pub-{prefix}-{index}", v5=False)
-    acked = [0]
-    client.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
-    client.loop_start()
-    topics = [f"{prefix}/v1/devices/{uid}/telemetry" for uid in uids]
+    client = _wire_client(url, f"bench-pub-{prefix}-{index}")
+    topics = [f"{prefix}/v1/devices/{uid}/telemetry".encode() for uid in uids]
     seqs = [0] * len(uids)
-    sent = 0
+    sent = acked = packet_id = 0
     results.put({"ready": index})
     while start.value == 0 or time.time() < start.value:
         time.sleep(0.001)
     start_at = start.value
     end = start_at + duration_s
     while (now := time.time()) < end:
-        target = int(rate * (now - start_at)) if rate else sent + 200
-        while sent < target and sent - acked[0] < MAX_OUTSTANDING:
-            slot = sent % len(uids)
-            seqs[slot] += 1
-            client.publish(topics[slot], _payload(seqs[slot], time.time()), qos=1)
-            sent += 1
-        time.sleep(0.002 if sent - acked[0] < MAX_OUTSTANDING else 0.01)
+        target = int(rate * (now - start_at)) if rate else sent + MAX_OUTSTANDING
+        room = min(target - sent, MAX_OUTSTANDING - (sent - acked))
+        if room > 0:
+            packets = []
+            for _ in range(room):
+                slot = sent % len(uids)
+                seqs[slot] += 1
+                packet_id = packet_id % MAX_PACKET_ID + 1
+                packets.append(publish_packet(topics[slot], packet_id, _payload(seqs[slot], now)))
+                sent += 1
+            client.send(b"".join(packets))
+        acked += count_pubacks(client.receive(0 if room > 0 else 0.002))
     deadline = time.time() + 60
-    while acked[0] < sent and time.time() < deadline:
-        time.sleep(0.05)
-    client.disconnect()
-    client.loop_stop()
-    results.put({"publisher": index, "sent": sent, "acked": acked[0]})
+    while acked < sent and time.time() < deadline:
+        acked += count_pubacks(client.receive(0.05))
+    client.close()
+    results.put({"publisher": index, "sent": sent, "acked": acked})
 
 
 def null_consumer_process(
     url: str, prefix: str, ready: MpEvent, stop: MpEvent, results: Any
 ) -> None:
     """Subscribe with QoS 1, ack at once, count: what the generator and broker can do alone."""
-    from paho.mqtt.subscribeoptions import SubscribeOptions
-
-    client = _connect(url, f"bench-null-{prefix}", v5=True)
-    count = [0]
-    client.on_message = lambda *_: count.__setitem__(0, count[0] + 1)
-    client.on_subscribe = lambda *_: ready.set()
-    client.subscribe(f"{prefix}/v1/devices/+/telemetry", options=SubscribeOptions(qos=1))
-    client.loop_start()
-    stop.wait()
-    client.disconnect()
-    client.loop_stop()
-    results.put({"received": count[0]})
+    client = _wire_client(url, f"bench-null-{prefix}")
+    client.send(subscribe_packet(1, f"{prefix}/v1/devices/+/telemetry"))
+    received = 0
+    subscribed = False
+    while not stop.is_set():
+        packets = client.receive(0.05)
+        if not subscribed and any(kind & 0xF0 == SUBACK for kind, _ in packets):
+            subscribed = True
+            ready.set()
+        ids = publish_ids(packets)
+        if ids:
+            received += len(ids)
+            client.send(puback_packets(ids))
+    client.close()
+    results.put({"received": received})
 
 
 def ingest_process(

@@ -24,6 +24,7 @@ from devices.protocol import Channel, device_filter
 from ingest import metrics
 from ingest.config import IngestConfig
 from ingest.models import Incoming
+from ingest.mqtt_client import FastSubscriberClient
 
 log = structlog.get_logger(__name__)
 
@@ -73,9 +74,9 @@ class BrokerSession:
         """The MQTT version in use."""
         return "5" if self._protocol == mqtt.MQTTv5 else "3.1.1"
 
-    def _build(self) -> mqtt.Client:
+    def _build(self) -> FastSubscriberClient:
         v5 = self._protocol == mqtt.MQTTv5
-        client = mqtt.Client(
+        client = FastSubscriberClient(
             CallbackAPIVersion.VERSION2,
             client_id=self._config.client_id,
             protocol=self._protocol,
@@ -89,7 +90,7 @@ class BrokerSession:
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.publish_sink = self._on_publish
         client.on_subscribe = self._on_subscribe
         return client
 
@@ -177,20 +178,17 @@ class BrokerSession:
         metrics.BROKER_UP.set(0)
         log.warning("ingest.broker_disconnected", reason=str(reason_code))
 
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_publish(self, topic: bytes, payload: bytes, mid: int, qos: int, retain: bool) -> None:
         try:
-            topic = msg.topic
+            name = topic.decode()
         except UnicodeDecodeError:
-            topic = repr(msg._topic)  # an invalid topic still gets a dead-letter row
+            name = repr(topic)  # an invalid topic still gets a dead-letter row
         metrics.RECEIVED.inc()
-        if not self._owns(topic):
-            client.ack(msg.mid, msg.qos)  # another partition's worker stores this device
+        if not self._owns(name):
+            if qos:
+                self._client.ack_many((mid,))  # another partition's worker stores this device
             return
-        self._sink(
-            Incoming(
-                topic, bytes(msg.payload), msg.mid, datetime.now(UTC), bool(msg.retain), msg.qos
-            )
-        )
+        self._sink(Incoming(name, payload, mid, datetime.now(UTC), retain, qos))
 
     def _owns(self, topic: str) -> bool:
         count = self._config.partition_count
@@ -203,9 +201,7 @@ class BrokerSession:
 
     def ack(self, messages: Iterable[Incoming]) -> None:
         """Acknowledge messages whose effects are committed."""
-        for message in messages:
-            if message.qos > 0:
-                self._client.ack(message.mid, message.qos)
+        self._client.ack_many(message.mid for message in messages if message.qos > 0)
 
     def stop(self) -> None:
         """Disconnect (the persistent session keeps unacked messages for the next start)."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
@@ -46,29 +47,36 @@ def lock_twins(conn: Conn, device_ids: Sequence[int]) -> dict[int, int | None]:
 def update_twins(conn: Conn, updates: Sequence[dict[str, Any]]) -> None:
     """Merge newest values into locked twins: a metric is replaced only by a newer device time.
 
-    Each update: device_id, reported ({metric: {"v", "t"}}), reported_at, last_seen,
-    last_seq (times as ISO text). One JSON document carries the whole batch.
+    Each update: device_id, reported ({metric: {"v", "t"}}), oldest (the earliest "t" in
+    reported), reported_at, last_seen, last_seq (times as ISO text). One JSON document
+    carries the whole batch. When every incoming value is at least as new as everything the
+    twin holds (`oldest >= reported_at`, the usual in-order case), the merge is a plain
+    `||`; only late readings pay for the per-metric time comparison.
     """
     if not updates:
         return
     conn.execute(
         """
         UPDATE device_twins AS t SET
-            reported = t.reported || COALESCE((
-                SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(u.reported) AS e
-                WHERE jsonb_typeof(t.reported -> e.key) IS DISTINCT FROM 'object'
-                   OR (t.reported -> e.key ->> 't') IS NULL
-                   OR (t.reported -> e.key ->> 't')::timestamptz
-                      <= (e.value ->> 't')::timestamptz
-            ), '{}'::jsonb),
+            reported = CASE
+                WHEN t.reported_at IS NULL OR u.oldest >= t.reported_at
+                THEN t.reported || u.reported
+                ELSE t.reported || COALESCE((
+                    SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(u.reported) AS e
+                    WHERE jsonb_typeof(t.reported -> e.key) IS DISTINCT FROM 'object'
+                       OR (t.reported -> e.key ->> 't') IS NULL
+                       OR (t.reported -> e.key ->> 't')::timestamptz
+                          <= (e.value ->> 't')::timestamptz
+                ), '{}'::jsonb)
+            END,
             reported_at = GREATEST(t.reported_at, u.reported_at),
             last_seen = GREATEST(t.last_seen, u.last_seen),
             last_seq = GREATEST(t.last_seq, u.last_seq)
-        FROM jsonb_to_recordset(%s) AS u(device_id bigint, reported jsonb,
+        FROM jsonb_to_recordset(%s) AS u(device_id bigint, reported jsonb, oldest timestamptz,
              reported_at timestamptz, last_seen timestamptz, last_seq bigint)
         WHERE t.device_id = u.device_id
         """,
-        (Jsonb(list(updates)),),
+        (Jsonb(list(updates), dumps=orjson.dumps),),
     )
 
 

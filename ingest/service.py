@@ -299,19 +299,22 @@ def _update_twins(
         readings = by_device.get(device_id)
         update: dict[str, Any] = {
             "device_id": device_id,
-            "reported": _newest_values(readings) if readings else {},
+            "reported": {},
+            "oldest": None,
             "reported_at": None,
             "last_seen": seen_at.isoformat(),
             "last_seq": last_seq[device_id],
         }
         if readings:
-            update["reported_at"] = max(r.ts for r in readings).isoformat()
+            reported, oldest, newest = _newest_values(readings)
+            update.update(reported=reported, oldest=oldest, reported_at=newest)
         updates.append(update)
     repo.update_twins(conn, updates)
 
 
-def _newest_values(readings: list[Reading]) -> dict[str, dict[str, Any]]:
-    """{metric: {"v", "t"}} of the newest reading (by device time) carrying each metric."""
+def _newest_values(readings: list[Reading]) -> tuple[dict[str, dict[str, Any]], str, str]:
+    """{metric: {"v", "t"}} of the newest reading (by device time) carrying each metric, and
+    the earliest and latest of those times."""
     readings.sort(key=lambda r: r.ts)  # stable: equal times keep arrival order
     values: dict[str, Any] = {}
     source: dict[str, int] = {}
@@ -319,8 +322,13 @@ def _newest_values(readings: list[Reading]) -> dict[str, dict[str, Any]]:
         # C-level dict updates: one pass per reading instead of one per metric.
         values.update(reading.metrics)
         source.update(dict.fromkeys(reading.metrics, index))
-    times = {index: utc_iso(readings[index].ts) for index in set(source.values())}
-    return {name: {"v": value, "t": times[source[name]]} for name, value in values.items()}
+    newest = utc_iso(readings[-1].ts)
+    used = set(source.values())
+    if not used:  # readings without metrics: nothing to merge
+        return {}, newest, newest
+    times = {index: utc_iso(readings[index].ts) for index in used}
+    reported = {name: {"v": value, "t": times[source[name]]} for name, value in values.items()}
+    return reported, times[min(used)], newest
 
 
 def _dead_letter(

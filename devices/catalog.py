@@ -8,7 +8,8 @@ against the model and says precisely what is wrong.
 from __future__ import annotations
 
 import math
-from functools import cache
+import sys
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,15 +88,47 @@ class ProductModel(BaseModel):
     commands: dict[Name, CommandSpec] = Field(default_factory=dict)
     desired: dict[Name, ValueSpec] = Field(default_factory=dict)
 
+    @cached_property
+    def _metric_bounds(self) -> dict[str, tuple[str, float, float, frozenset[str]]]:
+        """Per metric: type, inclusive bounds (finite), allowed enum values; for the fast check."""
+        return {
+            name: (
+                spec.type,
+                -sys.float_info.max if spec.min is None else spec.min,
+                sys.float_info.max if spec.max is None else spec.max,
+                frozenset(spec.values or ()),
+            )
+            for name, spec in self.metrics.items()
+        }
+
     def check_metrics(self, metrics: dict[str, Any]) -> list[str]:
-        """Every problem with a reading's metrics, as 'metric: reason' lines (empty = valid)."""
-        problems = []
+        """Every problem with a reading's metrics, as 'metric: reason' lines (empty = valid).
+
+        Ingest calls this for every reading: values that plainly fit pass a few type and range
+        tests; anything else gets the exact reason from `ValueSpec.problem`.
+        """
+        problems: list[str] = []
+        bounds = self._metric_bounds
         for name, value in metrics.items():
-            spec = self.metrics.get(name)
-            if spec is None:
+            rule = bounds.get(name)
+            if rule is None:
                 problems.append(f"{name}: unknown metric for {self.id}")
                 continue
-            reason = spec.problem(value)
+            kind, low, high, allowed = rule
+            value_type = type(value)
+            if kind == "boolean":
+                if value_type is bool:
+                    continue
+            elif kind == "enum":
+                if value_type is str and value in allowed:
+                    continue
+            elif (
+                (value_type is int or value_type is float)
+                and low <= value <= high
+                and (kind == "number" or value_type is int or value.is_integer())
+            ):
+                continue
+            reason = self.metrics[name].problem(value)
             if reason:
                 problems.append(f"{name}: {reason}")
         return problems

@@ -1,6 +1,10 @@
 """Notification settings (part of the one Kizuna settings object)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from notify.signing import SignatureError, sign
 
 
 class NotifyConfig(BaseModel):
@@ -24,3 +28,36 @@ class NotifyConfig(BaseModel):
         default=False, description="Let webhooks reach loopback/private addresses (tests only)."
     )
     delivery_workers: int = Field(default=2, ge=1, le=64)
+    operator_emails: tuple[str, ...] = Field(
+        default=(), description='Operators notified by rules, e.g. ["ops@example.com"].'
+    )
+    operator_webhook_url: str | None = Field(
+        default=None, description="A webhook for operator notices (alerting, chat relay)."
+    )
+    operator_webhook_secret: SecretStr | None = Field(
+        default=None, description="whsec_ + base64: signs operator webhook calls."
+    )
+    operator_language: Literal["en", "ja"] = "en"
+
+    @field_validator("operator_emails")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            local, _, domain = address.partition("@")
+            if not local or "." not in domain or any(c.isspace() for c in address):
+                raise ValueError(f"not an email address: {address!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _signed_operator_webhook(self) -> "NotifyConfig":
+        if self.operator_webhook_url is None:
+            return self
+        if not self.operator_webhook_url.startswith(("http://", "https://")):
+            raise ValueError("operator_webhook_url must be http(s)://...")
+        if self.operator_webhook_secret is None:
+            raise ValueError("operator_webhook_url needs operator_webhook_secret (whsec_...)")
+        try:
+            sign(self.operator_webhook_secret.get_secret_value(), "check", 0, b"")
+        except SignatureError as exc:
+            raise ValueError("operator_webhook_secret must be whsec_ followed by base64") from exc
+        return self

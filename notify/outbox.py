@@ -27,10 +27,18 @@ from notify.policy import (
     resolve_preference,
     retry_delay_s,
 )
-from notify.voice import Speaker, escalation_title, render_digest, render_moment
+from notify.voice import (
+    Speaker,
+    escalation_title,
+    render_digest,
+    render_moment,
+    render_operator_notice,
+)
 from store.encryption import EncryptionError, FieldCipher
 
 log = structlog.get_logger(__name__)
+
+OPERATOR_NOTICE_KIND = "operator.notice"
 
 
 @dataclass(frozen=True)
@@ -77,26 +85,64 @@ class Outbox:
         """
         started = time.perf_counter()
         with conn.pipeline(), conn.transaction():
-            moments = repo.claim_moments(conn, self.config.batch_size)
-            if not moments:
+            moments, notices = repo.claim_inboxes(conn, self.config.batch_size)
+            if not moments and not notices:
                 return 0
-            now = self.now()
-            context = repo.fan_out_context(
-                conn,
-                [(m["device_id"], m["kind"]) for m in moments],
-                now - timedelta(seconds=self.config.cooldown_s) if self.config.cooldown_s else None,
-                now - CAP_WINDOW,
-            )
             batch = _Batch()
-            for moment in moments:
-                for person in context.people.get(moment["device_id"], []):
-                    self._fan_out_one(batch, context, moment, self._recipient(person))
-            repo.record_fan_out(conn, batch.posts, batch.rows, batch.digest_items)
-        if any(r["status"] == "pending" for r in batch.rows):
+            if moments:
+                now = self.now()
+                cooldown = timedelta(seconds=self.config.cooldown_s)
+                context = repo.fan_out_context(
+                    conn,
+                    [(m["device_id"], m["kind"]) for m in moments],
+                    now - cooldown if self.config.cooldown_s else None,
+                    now - CAP_WINDOW,
+                )
+                for moment in moments:
+                    for person in context.people.get(moment["device_id"], []):
+                        self._fan_out_one(batch, context, moment, self._recipient(person))
+            batch.operator_rows = [row for n in notices for row in self._operator_rows(n)]
+            repo.record_fan_out(
+                conn, batch.posts, batch.rows, batch.digest_items, batch.operator_rows
+            )
+        if any(r["status"] == "pending" for r in (*batch.rows, *batch.operator_rows)):
             self.work_ready.set()
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        log.debug("notify.fan_out", moments=len(moments), elapsed_ms=elapsed_ms)
-        return len(moments)
+        log.debug(
+            "notify.fan_out", moments=len(moments), notices=len(notices), elapsed_ms=elapsed_ms
+        )
+        return len(moments) + len(notices)
+
+    def _operator_rows(self, notice: dict[str, Any]) -> list[dict[str, Any]]:
+        """One outbox row per operator address in settings (email list, webhook)."""
+        message = render_operator_notice(notice, self.config.operator_language)
+        base = {
+            "operator_notice_id": notice["id"],
+            "device_id": notice["device_id"],
+            "kind": OPERATOR_NOTICE_KIND,
+            "severity": notice["severity"],
+            "language": self.config.operator_language,
+            "title": message.title,
+            "body": message.body,
+        }
+        addresses = [(ChannelName.EMAIL, a) for a in self.config.operator_emails]
+        if self.config.operator_webhook_url:
+            addresses.append((ChannelName.WEBHOOK, self.config.operator_webhook_url))
+        rows = []
+        for channel, address in addresses:
+            configured = channel in self.channels
+            rows.append(
+                {
+                    **base,
+                    "channel": channel.value,
+                    "recipient": address,
+                    "status": "pending" if configured else "suppressed",
+                    "reason": None if configured else "channel_not_configured",
+                }
+            )
+        if not rows:
+            log.info("notify.operator_notice_without_operators", notice_id=notice["id"])
+        return rows
 
     def _recipient(self, row: dict[str, Any]) -> Recipient:
         profile = row["profile"] or {}
@@ -246,7 +292,8 @@ class Outbox:
             claimed = repo.claim_due(conn, self.config.batch_size, self.config.lease_s)
         if not claimed:
             return 0
-        people = repo.addresses(conn, sorted({r["customer_id"] for r in claimed}))
+        customers = {r["customer_id"] for r in claimed if r["customer_id"] is not None}
+        people = repo.addresses(conn, sorted(customers))
         uids = repo.device_uids(conn, sorted({r["device_id"] for r in claimed if r["device_id"]}))
         for row in claimed:
             self._deliver_one(conn, row, people.get(row["customer_id"], {}), uids)
@@ -297,6 +344,8 @@ class Outbox:
     def _outgoing(
         self, row: dict[str, Any], person: dict[str, Any], uids: dict[int, str]
     ) -> Outgoing:
+        if row["purpose"] == "operator":
+            return self._operator_outgoing(row, uids)
         chat = self._open(person.get("chat_urls_enc"), repo.CHAT_URLS_CONTEXT)
         return Outgoing(
             notification_id=row["id"],
@@ -318,6 +367,29 @@ class Outbox:
             webhook_secret=self._open(
                 person.get("webhook_secret_enc"), repo.WEBHOOK_SECRET_CONTEXT
             ),
+        )
+
+    def _operator_outgoing(self, row: dict[str, Any], uids: dict[int, str]) -> Outgoing:
+        """An operator notice to the address it was planned for (kept in the row)."""
+        channel = ChannelName(row["channel"])
+        secret = self.config.operator_webhook_secret
+        return Outgoing(
+            notification_id=row["id"],
+            idempotency_key=row["idempotency_key"],
+            channel=channel,
+            kind=row["kind"],
+            severity=row["severity"],
+            purpose=row["purpose"],
+            title=row["title"],
+            body=row["body"],
+            language=row["language"],
+            created_at=row["created_at"],
+            customer_public_id="",
+            device_uid=uids.get(row["device_id"]),
+            email=row["recipient"] if channel is ChannelName.EMAIL else None,
+            webhook_url=row["recipient"] if channel is ChannelName.WEBHOOK else None,
+            webhook_secret=secret.get_secret_value() if secret else None,
+            trusted_destination=True,
         )
 
     # ------------------------------------------------------------ digests
@@ -383,6 +455,7 @@ class _Batch:
     posts: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     digest_items: list[dict[str, Any]] = field(default_factory=list)
+    operator_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _remember(

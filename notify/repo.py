@@ -32,21 +32,38 @@ _EMAIL_SQL = f"coalesce(c.email_enc, {_USER_EMAIL_SQL})"
 # ---------------------------------------------------------------- fan-out
 
 
-def claim_moments(conn: Conn, limit: int) -> list[Row]:
-    """Take up to `limit` new moments off the inbox (other workers skip them), with devices."""
-    return conn.execute(
-        """WITH claimed AS (
-               DELETE FROM notify_inbox WHERE moment_id IN (
-                   SELECT moment_id FROM notify_inbox ORDER BY moment_id
-                   LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING moment_id)
-           SELECT m.id, m.device_id, m.kind, m.severity, m.occurred_at, m.facts, m.alert_id,
-                  d.uid AS device_uid, d.nickname, d.model_id
-           FROM claimed JOIN moments m ON m.id = claimed.moment_id
-           JOIN devices d ON d.id = m.device_id
-           ORDER BY m.id""",
-        (limit,),
-    ).fetchall()
+_CLAIM_MOMENTS = """
+    WITH claimed AS (
+        DELETE FROM notify_inbox WHERE moment_id IN (
+            SELECT moment_id FROM notify_inbox ORDER BY moment_id
+            LIMIT %s FOR UPDATE SKIP LOCKED)
+        RETURNING moment_id)
+    SELECT m.id, m.device_id, m.kind, m.severity, m.occurred_at, m.facts, m.alert_id,
+           d.uid AS device_uid, d.nickname, d.model_id
+    FROM claimed JOIN moments m ON m.id = claimed.moment_id
+    JOIN devices d ON d.id = m.device_id
+    ORDER BY m.id"""
+
+_CLAIM_OPERATOR_NOTICES = """
+    WITH claimed AS (
+        DELETE FROM notify_operator_inbox WHERE notice_id IN (
+            SELECT notice_id FROM notify_operator_inbox ORDER BY notice_id
+            LIMIT %s FOR UPDATE SKIP LOCKED)
+        RETURNING notice_id)
+    SELECT n.id, n.device_id, n.severity, n.message, n.occurred_at,
+           d.uid AS device_uid, d.model_id, r.key AS rule_key
+    FROM claimed JOIN operator_notifications n ON n.id = claimed.notice_id
+    JOIN devices d ON d.id = n.device_id
+    LEFT JOIN rules r ON r.id = n.rule_id
+    ORDER BY n.id"""
+
+
+def claim_inboxes(conn: Conn, limit: int) -> tuple[list[Row], list[Row]]:
+    """New moments and new operator notices, up to `limit` each, in one round trip."""
+    with conn.pipeline():
+        moments = conn.execute(_CLAIM_MOMENTS, (limit,))
+        notices = conn.execute(_CLAIM_OPERATOR_NOTICES, (limit,))
+        return moments.fetchall(), notices.fetchall()
 
 
 # A person as fan-out needs them: language, zone, sealed name, profile, preferences.
@@ -167,7 +184,11 @@ def insert_feed_post(conn: Conn, post: Row) -> int | None:
 
 
 def record_fan_out(
-    conn: Conn, posts: Sequence[Row], rows: Sequence[Row], digest_items: Sequence[Row] = ()
+    conn: Conn,
+    posts: Sequence[Row],
+    rows: Sequence[Row],
+    digest_items: Sequence[Row] = (),
+    operator_rows: Sequence[Row] = (),
 ) -> None:
     """Write a batch's feed posts, outbox rows and digest items in one round trip (pipeline).
 
@@ -180,6 +201,17 @@ def record_fan_out(
             cur.executemany(_INSERT_NOTIFICATIONS, rows)
         if digest_items:
             cur.executemany(_INSERT_DIGEST_ITEM, digest_items)
+        if operator_rows:
+            cur.executemany(_INSERT_OPERATOR_NOTIFICATIONS, operator_rows)
+
+
+_INSERT_OPERATOR_NOTIFICATIONS = """
+    INSERT INTO notifications (operator_notice_id, recipient, device_id, kind, severity,
+        channel, purpose, language, title, body, status, reason)
+    VALUES (%(operator_notice_id)s, %(recipient)s, %(device_id)s, %(kind)s, %(severity)s,
+        %(channel)s, 'operator', %(language)s, %(title)s, %(body)s, %(status)s, %(reason)s)
+    ON CONFLICT (operator_notice_id, channel, recipient)
+        WHERE operator_notice_id IS NOT NULL DO NOTHING"""
 
 
 _INSERT_NOTIFICATIONS = """
@@ -229,7 +261,8 @@ def claim_due(conn: Conn, limit: int, lease_s: float) -> list[Row]:
            FROM due WHERE n.id = due.id
            RETURNING n.id, n.moment_id, n.customer_id, n.device_id, n.kind, n.severity,
                      n.channel, n.purpose, n.language, n.title, n.body, n.attempts,
-                     n.idempotency_key::text AS idempotency_key, n.created_at""",
+                     n.idempotency_key::text AS idempotency_key, n.created_at,
+                     n.operator_notice_id, n.recipient""",
         (limit, lease_s),
     ).fetchall()
 

@@ -42,8 +42,13 @@ def _messages(conn: Conn, where: str, params: dict[str, object], limit: int) -> 
 
 
 def device_messages(conn: Conn, device_id: int, *, limit: int = 50) -> list[MessageRow]:
-    """What a device said to its people, newest first."""
-    return _messages(conn, "n.device_id = %(device_id)s", {"device_id": device_id}, limit)
+    """What a device said to its people, newest first (operator notices are not among them)."""
+    return _messages(
+        conn,
+        "n.device_id = %(device_id)s AND n.customer_id IS NOT NULL",
+        {"device_id": device_id},
+        limit,
+    )
 
 
 def customer_messages(conn: Conn, customer_id: int, *, limit: int = 50) -> list[MessageRow]:

@@ -47,6 +47,11 @@ DIGEST_BODY = "Here is what your products wanted to tell you:\n{items}"
 WEEKLY_TITLE = "{nickname}'s week"
 WEEKLY_BODY = "{greeting}Here is my week: {summary}. See you next week!"
 WEEKLY_QUIET = "a quiet week with nothing to report"
+# Operator notices (rules' notify_operators action): for staff, not in a product's voice.
+OPERATOR_TITLE = "Operator notice ({severity}): {device_uid}"
+OPERATOR_BODY = (
+    "{message}\n\nDevice: {device_uid} ({model_id})\nRule: {rule_key}\nAt: {occurred_at}"
+)
 WEEKLY_ITEMS = {
     "distance_km": "{value} driven",
     "energy_kwh": "{value} of energy",
@@ -77,6 +82,8 @@ COMMON_MESSAGES = (
     WEEKLY_TITLE,
     WEEKLY_BODY,
     WEEKLY_QUIET,
+    OPERATOR_TITLE,
+    OPERATOR_BODY,
     *WEEKLY_ITEMS.values(),
     *TIRES.values(),
 )

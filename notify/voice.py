@@ -22,6 +22,8 @@ from notify.templates import (
     FALLBACK_BODY,
     GREETING,
     GREETING_WITH_NAME,
+    OPERATOR_BODY,
+    OPERATOR_TITLE,
     TEMPLATES,
     TIRES,
     WEEKLY_BODY,
@@ -169,3 +171,21 @@ def render_weekly(usage: Mapping[str, float], speaker: Speaker) -> Message:
         greeting=voice.greeting(), summary=summary
     )
     return Message(_capitalized(title), body)
+
+
+def render_operator_notice(notice: Mapping[str, Any], language: str) -> Message:
+    """An operator notice for staff: the rule's own message, then device, rule and time (UTC)."""
+    catalog = translations("ja" if language == "ja" else "en")
+    occurred: datetime = notice["occurred_at"]
+    values = {
+        "severity": notice["severity"],
+        "device_uid": notice["device_uid"],
+        "model_id": notice["model_id"],
+        "rule_key": notice["rule_key"] or "-",
+        "message": notice["message"],
+        "occurred_at": occurred.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+    return Message(
+        catalog.pgettext(COMMON_CONTEXT, OPERATOR_TITLE).format(**values),
+        catalog.pgettext(COMMON_CONTEXT, OPERATOR_BODY).format(**values),
+    )

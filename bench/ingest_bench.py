@@ -162,18 +162,19 @@ def ingest_process(
         mqtt_topic_prefix=prefix,
         ingest=IngestConfig(client_id=f"bench-ingest-{prefix}", **overrides),
     )
-    in_batch: list[float] = []
+    lane = threading.local()  # each writer lane commits its own batches
     latencies: list[float] = []
     commits: list[tuple[float, int]] = []
 
     def record(conn: Any, batch: StoredBatch) -> None:
-        in_batch[:] = [r.ts.timestamp() for r in batch.readings]
+        lane.in_batch = [r.ts.timestamp() for r in batch.readings]
 
     def committed(result: Any) -> None:
         now = time.time()
+        in_batch = getattr(lane, "in_batch", [])
         latencies.extend(now - ts for ts in in_batch)
         commits.append((now, len(in_batch)))
-        in_batch.clear()
+        lane.in_batch = []
 
     assert settings.database_url and settings.mqtt_url
     steps = [record, *(batch_steps() if with_rules else [])]

@@ -20,6 +20,9 @@ class IngestConfig(BaseModel):
     # its partition_index, acknowledging the rest at once. See docs/ingest.md.
     partition_count: int = Field(default=1, ge=1, le=1024)
     partition_index: int = Field(default=0, ge=0)
+    # Database writers in one process, devices split between them by uid hash (per-device
+    # order kept): one writer's Python work overlaps another's database round trips.
+    writer_lanes: int = Field(default=2, ge=1, le=16)
     batch_max_messages: int = Field(default=2000, ge=1)
     batch_max_wait_ms: int = Field(default=50, ge=1)
     # MQTT 5 flow control: the broker sends at most this many unacked messages, which bounds

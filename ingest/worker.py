@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
@@ -33,8 +35,26 @@ TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 Decoded = Parsed | DeadLetter
 
 
+@dataclass(eq=False)
+class WriterLane:
+    """One database writer: its own inbox, connection and transactions.
+
+    Devices are split over lanes by a hash of their uid, so a device's messages always go
+    through the same lane, in order, and two lanes never lock the same twin.
+    """
+
+    index: int
+    inbox: queue.SimpleQueue[Decoded] = field(default_factory=queue.SimpleQueue)
+    conn: repo.Conn | None = None
+
+
 class IngestWorker:
-    """Turns received messages into committed batches; `submit` is the broker's sink."""
+    """Turns received messages into committed batches; `submit` is the broker's sink.
+
+    With several writer lanes, one lane's Python work overlaps another's database round
+    trips (the GIL is released while psycopg waits), and the database gets one session per
+    lane to work with.
+    """
 
     def __init__(
         self,
@@ -51,11 +71,11 @@ class IngestWorker:
         self._store_config = store_config
         self._steps = tuple(steps)
         self._after_commit = after_commit
-        self._inbox: queue.SimpleQueue[Decoded] = queue.SimpleQueue()
+        self._lanes = [WriterLane(i) for i in range(config.writer_lanes)]
+        self._totals_lock = threading.Lock()
         self._directory = DeviceDirectory(
             config.device_cache_ttl_s, config.unknown_device_cache_ttl_s
         )
-        self._conn: repo.Conn | None = None
         self._next_partition_check = 0.0
         self.totals = BatchResult()
         self.database_ok = False
@@ -72,32 +92,62 @@ class IngestWorker:
         except Exception as exc:  # a bug in decoding must not stop receiving
             log.error("ingest.decode_failed", error=type(exc).__name__)
             decoded = DeadLetter(message, DeadLetterReason.PROCESSING_FAILED, "decoding failed")
-        self._inbox.put(decoded)
+        self._lane_of(decoded).inbox.put(decoded)
+
+    def _lane_of(self, decoded: Decoded) -> WriterLane:
+        lanes = self._lanes
+        if len(lanes) == 1:
+            return lanes[0]
+        uid = decoded.uid if isinstance(decoded, Parsed) else decoded.device_uid
+        if uid is None:
+            return lanes[0]
+        return lanes[zlib.crc32(uid.encode("utf-8", "surrogateescape")) % len(lanes)]
 
     @property
     def pending(self) -> int:
         """Messages received and not yet taken into a batch."""
-        return self._inbox.qsize()
+        return sum(lane.inbox.qsize() for lane in self._lanes)
 
     def run(self, ack: Callable[[Sequence[Incoming]], None], stop: threading.Event) -> None:
         """Work until `stop` is set; `ack` acknowledges committed messages."""
+        others = [
+            threading.Thread(
+                target=self._run_lane, args=(lane, ack, stop), name=f"ingest-lane-{lane.index}"
+            )
+            for lane in self._lanes[1:]
+        ]
+        for thread in others:
+            thread.start()
+        try:
+            self._run_lane(self._lanes[0], ack, stop)
+        finally:
+            stop.set()  # one lane ending ends them all
+            for thread in others:
+                thread.join()
+            self.close()
+
+    def _run_lane(
+        self, lane: WriterLane, ack: Callable[[Sequence[Incoming]], None], stop: threading.Event
+    ) -> None:
         while not stop.is_set():
-            self._maintain_partitions()
-            batch = self._collect(stop)
+            if lane.index == 0:
+                self._maintain_partitions(lane)
+            batch = self._collect(lane, stop)
             metrics.PENDING.set(self.pending + len(batch))
-            if batch and self._store(batch, stop):
+            if batch and self._store(lane, batch, stop):
                 ack([item.incoming for item in batch])
-        self.close()
 
     def close(self) -> None:
-        """Close the database connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the database connections."""
+        for lane in self._lanes:
+            if lane.conn is not None:
+                lane.conn.close()
+                lane.conn = None
 
-    def _collect(self, stop: threading.Event) -> list[Decoded]:
+    def _collect(self, lane: WriterLane, stop: threading.Event) -> list[Decoded]:
+        inbox = lane.inbox
         try:
-            batch = [self._inbox.get(timeout=0.2)]
+            batch = [inbox.get(timeout=0.2)]
         except queue.Empty:
             return []
         deadline = time.monotonic() + self._config.batch_max_wait_ms / 1000
@@ -105,31 +155,29 @@ class IngestWorker:
         while len(batch) < limit and not stop.is_set():
             remaining = deadline - time.monotonic()
             try:
-                batch.append(
-                    self._inbox.get(timeout=remaining)
-                    if remaining > 0
-                    else self._inbox.get_nowait()
-                )
+                batch.append(inbox.get(timeout=remaining) if remaining > 0 else inbox.get_nowait())
             except queue.Empty:
                 break
         return batch
 
-    def _store(self, decoded: list[Decoded], stop: threading.Event) -> bool:
+    def _store(self, lane: WriterLane, decoded: list[Decoded], stop: threading.Event) -> bool:
         """Commit `decoded`, retrying transient errors; False only when stopped first."""
         delay = 0.1
         while not stop.is_set():
             try:
-                self._commit(decoded)
+                self._commit(lane, decoded)
                 return True
             except TRANSIENT_ERRORS as exc:
-                self._database_failed(exc)
+                self._database_failed(lane, exc)
                 metrics.RETRIES.inc()
                 stop.wait(delay)
                 delay = min(delay * 2, self._config.retry_max_backoff_s)
             except Exception as exc:  # refused by the database or a step: find the message
                 if len(decoded) > 1:
                     half = len(decoded) // 2
-                    return self._store(decoded[:half], stop) and self._store(decoded[half:], stop)
+                    return self._store(lane, decoded[:half], stop) and self._store(
+                        lane, decoded[half:], stop
+                    )
                 if isinstance(decoded[0], DeadLetter):
                     # Even its dead-letter row failed: never ack unrecorded, keep retrying.
                     log.error("ingest.dead_letter_failed", error=type(exc).__name__)
@@ -138,8 +186,8 @@ class IngestWorker:
                 decoded = [_refused(decoded[0], exc)]
         return False
 
-    def _commit(self, decoded: list[Decoded]) -> None:
-        conn = self._connection()
+    def _commit(self, lane: WriterLane, decoded: list[Decoded]) -> None:
+        conn = self._connection(lane)
         uids = [d.uid for d in decoded if isinstance(d, Parsed)]
         devices = self._directory.resolve(conn, uids)
         plan = plan_batch(decoded, devices, self._config)
@@ -157,35 +205,36 @@ class IngestWorker:
         now = datetime.now(UTC)
         oldest = min(d.incoming.received_at for d in decoded)
         metrics.record_batch(result, elapsed, (now - oldest).total_seconds())
-        self.totals.add(result)
-        self.last_commit_at = now
+        with self._totals_lock:
+            self.totals.add(result)
+            self.last_commit_at = now
         if self._after_commit is not None:
             self._after_commit(result)
 
-    def _connection(self) -> repo.Conn:
-        if self._conn is None or self._conn.closed:
-            self._conn = connect(self._database_url, self._store_config, autocommit=True)
+    def _connection(self, lane: WriterLane) -> repo.Conn:
+        if lane.conn is None or lane.conn.closed:
+            lane.conn = connect(self._database_url, self._store_config, autocommit=True)
             self.database_ok = True
             metrics.DATABASE_UP.set(1)
-            log.info("ingest.database_connected")
-        conn: repo.Conn = self._conn
+            log.info("ingest.database_connected", lane=lane.index)
+        conn: repo.Conn = lane.conn
         return conn
 
-    def _database_failed(self, exc: Exception) -> None:
+    def _database_failed(self, lane: WriterLane, exc: Exception) -> None:
         if self.database_ok:
             log.warning("ingest.database_unavailable", error=type(exc).__name__)
         self.database_ok = False
         metrics.DATABASE_UP.set(0)
-        if self._conn is not None and not self._conn.closed:
-            self._conn.close()
-        self._conn = None
+        if lane.conn is not None and not lane.conn.closed:
+            lane.conn.close()
+        lane.conn = None
 
-    def _maintain_partitions(self) -> None:
+    def _maintain_partitions(self, lane: WriterLane) -> None:
         if time.monotonic() < self._next_partition_check:
             return
         try:
             created = ensure_partitions(
-                self._connection(),
+                self._connection(lane),
                 self._store_config.partitions_ahead_days,
                 self._store_config.partitions_behind_days,
             )
@@ -193,7 +242,7 @@ class IngestWorker:
             if created:
                 log.info("ingest.partitions_created", count=created)
         except psycopg.Error as exc:
-            self._database_failed(exc)
+            self._database_failed(lane, exc)
             self._next_partition_check = time.monotonic() + 5.0
 
 

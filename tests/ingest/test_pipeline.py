@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -249,3 +250,31 @@ def test_a_hand_edited_twin_cannot_make_a_redelivery_stored_twice_or_dead_letter
     wait_until(lambda: ingest.worker.totals.duplicates == 1)
     assert _count(db, "SELECT count(*) AS n FROM telemetry") == 1
     assert _count(db, "SELECT count(*) AS n FROM ingest_dead_letters") == 0
+
+
+def test_writer_lanes_keep_each_device_in_one_lane_and_in_order(
+    settings, db, start_ingest, make_device
+):
+    devices = register_devices(settings.database_url, "washing_machine", 6)
+    seen: list[tuple[str, int, int]] = []  # (thread, device_id, seq) in commit order per lane
+
+    def step(conn: Any, batch: StoredBatch) -> None:
+        seen.extend((threading.current_thread().name, r.device_id, r.seq) for r in batch.readings)
+
+    ingest = start_ingest(steps=(step,), writer_lanes=3, batch_max_messages=4)
+    publishers = [make_device(uid) for uid in devices]
+    for seq in range(1, 9):
+        for device in publishers:
+            device.reading(seq, WASHER_OK | {"remaining_min": seq}, ago(60 - seq))
+    wait_until(lambda: ingest.worker.totals.readings_stored >= 48)
+    lanes_of = {
+        device_id: {t for t, d, _ in seen if d == device_id} for device_id in devices.values()
+    }
+    assert all(len(lanes) == 1 for lanes in lanes_of.values()), lanes_of
+    assert len(set().union(*lanes_of.values())) > 1  # the devices were spread over lanes
+    for device_id in devices.values():
+        assert [s for _, d, s in seen if d == device_id] == list(range(1, 9))
+    twins = db.execute("SELECT last_seq, reported FROM device_twins").fetchall()
+    assert [t["last_seq"] for t in twins] == [8] * 6
+    assert {t["reported"]["remaining_min"]["v"] for t in twins} == {8}
+    assert _count(db, "SELECT count(*) AS n FROM telemetry") == 48

@@ -13,16 +13,15 @@ is measured on the same probe in the same run:
     publish ─▶ ingest received (ingest's clock) ─▶ event stored ─▶ moment ─▶ feed post visible
 
 The probes run twice: on an idle pipeline (the reference) and under the background rate.
-Moments inserted directly (as rules/ writes them) measure notify's own stage alone.
+Moments inserted directly (as rules/ writes them) measure notify's own stage alone: one per
+transaction, and in batches of many per transaction, as ingest commits them under load.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing as mp
 import os
-import queue
 import secrets
 import statistics
 import threading
@@ -47,6 +46,7 @@ from store.scratch import scratch_database
 
 FEED_POLL_S = 0.002
 READY_TIMEOUT_S = 60.0
+BATCH_SPACING_S = 0.5  # between batches of moments: each is fanned out on its own
 # fork: a spawned child would re-import the whole CLI; fork before any thread is started.
 _CTX = mp.get_context("fork")
 Component = Callable[[Settings, threading.Event], None]
@@ -167,12 +167,11 @@ class Components:
 
 
 def _publish_background(
-    settings: Settings, fridges: int, rate: int, go: Any, stop: Any, results: Any
+    settings: Settings, fridges: int, rate: int, go: Any, stop: Any, counters: Any
 ) -> None:
-    """Normal fridge readings (no rule fires) at a target rate; report how many were sent."""
+    """Normal fridge readings (no rule fires) at a target rate, counted in shared memory."""
     go.wait()
     if stop.is_set():
-        results.put({"published": 0, "elapsed_s": 0.0})
         return
     client = _client(settings, "background")
     prefix, seq, tick, published = settings.mqtt_topic_prefix, 10, 0.01, 0
@@ -192,12 +191,11 @@ def _publish_background(
                 )
                 client.publish(topics[index], json_payload(reading), qos=1)
                 published += 1
+            counters[0], counters[1] = published, time.perf_counter() - started
             time.sleep(tick)
     finally:
-        elapsed = time.perf_counter() - started
         client.loop_stop()
         client.disconnect()
-        results.put({"published": published, "elapsed_s": elapsed})
 
 
 class Background:
@@ -206,14 +204,24 @@ class Background:
     def __init__(self, settings: Settings, fridges: int, rate: int) -> None:
         self.rate = rate
         self.go, self.stop_event = _CTX.Event(), _CTX.Event()
-        self.results: Any = _CTX.Queue()
+        # (messages published, seconds publishing), updated by the child at every tick.
+        self.counters: Any = _CTX.Array("d", 2)
         self.process = _CTX.Process(
             target=_publish_background,
-            args=(settings, fridges, rate, self.go, self.stop_event, self.results),
+            args=(settings, fridges, rate, self.go, self.stop_event, self.counters),
             name="bench-background",
             daemon=True,
         )
-        self.published, self.elapsed_s = 0, 0.0
+
+    @property
+    def published(self) -> int:
+        """Messages published so far."""
+        return int(self.counters[0])
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds spent publishing so far."""
+        return float(self.counters[1])
 
     def fork(self) -> None:
         """Create the process now (before this process starts threads); it waits for start."""
@@ -225,15 +233,14 @@ class Background:
         self.go.set()
 
     def stop(self) -> None:
-        """Stop publishing and collect the counts (once; later calls do nothing)."""
+        """Stop publishing (once; later calls do nothing)."""
         if not self.rate or self.stop_event.is_set():
             return
         self.stop_event.set()
         self.go.set()
-        with contextlib.suppress(queue.Empty):
-            report = self.results.get(timeout=30)
-            self.published, self.elapsed_s = report["published"], report["elapsed_s"]
-        self.process.join(10)
+        self.process.join(20)
+        if self.process.is_alive():
+            self.process.terminate()
 
 
 # ---------------------------------------------------------------- watching the database
@@ -351,22 +358,34 @@ def run_probes(
 
 
 def run_moment_probes(
-    url: str, watcher: Watcher, uids: list[str], spacing_s: float, wait_s: float
+    url: str, watcher: Watcher, groups: list[list[str]], spacing_s: float, wait_s: float
 ) -> dict[str, Any]:
-    """The notify stage alone: a moment committed as rules would → post visible in the feed."""
+    """The notify stage alone: moments committed as rules would → posts visible in the feed.
+
+    Each group of probes is committed in one transaction, as ingest commits the moments of a
+    batch; a group of one is a lone moment.
+    """
     committed: dict[str, float] = {}
     with connect(url, autocommit=True) as conn:
-        for uid in uids:
-            conn.execute(
-                """INSERT INTO moments (device_id, kind, severity, occurred_at, facts, dedup_key)
-                   SELECT id, 'ev.charge_complete', 'info', now(), %s, %s
-                   FROM devices WHERE uid = %s""",
-                ('{"soc_pct": 80, "range_km": 320}', f"bench-{uid}", uid),
-            )
-            committed[uid] = time.time()  # after the commit returned: conservative
+        for group in groups:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    """INSERT INTO moments (device_id, kind, severity, occurred_at, facts,
+                                            dedup_key)
+                       SELECT id, 'ev.charge_complete', 'info', now(), %s, %s
+                       FROM devices WHERE uid = %s""",
+                    [('{"soc_pct": 80, "range_km": 320}', f"bench-{uid}", uid) for uid in group],
+                )
+            now = time.time()  # after the commit returned: conservative
+            committed.update(dict.fromkeys(group, now))
             time.sleep(spacing_s)
-    watcher.wait_for_posts(uids, wait_s)
-    return _summary(_between(committed, watcher.posted), len(committed))
+    watcher.wait_for_posts(list(committed), wait_s)
+    result = _summary(_between(committed, watcher.posted), len(committed))
+    return {**result, "moments_per_commit": len(groups[0]) if groups else 0}
+
+
+def _groups(uids: list[str], size: int) -> list[list[str]]:
+    return [uids[i : i + size] for i in range(0, len(uids), size)]
 
 
 def _between(
@@ -435,7 +454,7 @@ def _wait_for_twins(url: str, count: int, timeout_s: float) -> None:
 
 def _warm_up_notify(url: str, watcher: Watcher, uid: str) -> None:
     """One moment through notify before measuring: it is running and its caches are warm."""
-    result = run_moment_probes(url, watcher, [uid], 0, READY_TIMEOUT_S)
+    result = run_moment_probes(url, watcher, [[uid]], 0, READY_TIMEOUT_S)
     if not result["delivered"]:
         raise RuntimeError("notify did not post the warm-up moment in time")
 
@@ -466,6 +485,10 @@ def notify(
         int, typer.Option(help="Moments written directly (notify stage alone), per phase.")
     ] = 100,
     reference_probes: Annotated[int, typer.Option(help="Probes on the idle pipeline.")] = 50,
+    batch_moments: Annotated[
+        int, typer.Option(help="Moments per transaction in the batch phase (0: skip it).")
+    ] = 50,
+    batches: Annotated[int, typer.Option(help="Batches of moments per phase.")] = 4,
     spacing_ms: Annotated[float, typer.Option(help="Time between probes.")] = 50,
     ingest_batch_wait_ms: Annotated[
         int | None, typer.Option(help="Override ingest's batch_max_wait_ms (default: settings).")
@@ -491,8 +514,12 @@ def notify(
                 update={"database_url": url, "mqtt_topic_prefix": prefix, "ingest": ingest}
             )
             uids = [f"probe-{i}" for i in range(probes + reference_probes)]
-            direct = [f"probe-{i}" for i in range(len(uids), len(uids) + 2 * moment_probes + 1)]
-            provision(url, fridges, len(uids) + len(direct))
+            first = len(uids)
+            direct = [f"probe-{i}" for i in range(first, first + 2 * moment_probes + 1)]
+            first += len(direct)
+            batched = [f"probe-{i}" for i in range(first, first + 2 * batch_moments * batches)]
+            half = batch_moments * batches
+            provision(url, fridges, first + len(batched))
             # Every process is forked before any thread of this one starts.
             components = Components(settings, in_process)
             background = Background(settings, fridges, rate)
@@ -506,12 +533,20 @@ def notify(
                 _warm_up_notify(url, watcher, direct.pop())
                 spacing = spacing_ms / 1000
                 reference = run_probes(settings, watcher, uids[:reference_probes], spacing, 10)
-                stage_idle = run_moment_probes(url, watcher, direct[:moment_probes], spacing, 10)
+                lone = [[uid] for uid in direct[:moment_probes]]
+                stage_idle = run_moment_probes(url, watcher, lone, spacing, 10)
+                batch_idle = run_moment_probes(
+                    url, watcher, _groups(batched[:half], batch_moments), BATCH_SPACING_S, 10
+                )
                 background.start()
                 if rate:
                     time.sleep(2.0)  # reach the steady rate before measuring
                 loaded = run_probes(settings, watcher, uids[reference_probes:], spacing, 30)
-                stage_loaded = run_moment_probes(url, watcher, direct[moment_probes:], spacing, 30)
+                lone = [[uid] for uid in direct[moment_probes:]]
+                stage_loaded = run_moment_probes(url, watcher, lone, spacing, 30)
+                batch_loaded = run_moment_probes(
+                    url, watcher, _groups(batched[half:], batch_moments), BATCH_SPACING_S, 30
+                )
                 load_during = round(os.getloadavg()[0], 2)
                 background.stop()
             finally:
@@ -527,6 +562,8 @@ def notify(
         "reference_idle": reference,
         "notify_stage_idle": stage_idle,
         "notify_stage_loaded": stage_loaded,
+        "notify_stage_batch_idle": batch_idle,
+        "notify_stage_batch_loaded": batch_loaded,
         "p50_ratio_loaded_vs_idle": _ratio(loaded, reference, "p50_ms"),
         "p99_ratio_loaded_vs_idle": _ratio(loaded, reference, "p99_ms"),
         "background_target_msgs_per_s": rate,

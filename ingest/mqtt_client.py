@@ -11,18 +11,20 @@ paho's client is built for generality, and three of its habits dominated ingest'
   4-byte PUBACK with its own `send`.
 
 `FastSubscriberClient` keeps paho for everything else (connect, session, keep-alive,
-reconnects, subscribe, TLS) and changes only those paths: socket reads are buffered, every
-complete packet in the buffer is handled before the next `select`, QoS 0/1 PUBLISH packets
-go straight to one sink with the topic and payload sliced from the packet, and
-`ack_many` sends the PUBACKs of a whole committed batch as one write. These overrides rely on
-paho's internal methods (`_create_socket`, `_handle_publish`, `_packet_queue`), so the
-dependency is pinned to the minor versions they were checked against and
-`tests/ingest/test_mqtt_client.py` exercises each one against a real broker.
+reconnects, subscribe, TLS, QoS 2) and changes only those paths: socket reads are buffered,
+whole QoS 0/1 PUBLISH packets in the buffer are sliced into topic, packet id and payload and
+handed to one sink without paho's per-packet reader, every other packet goes through paho as
+before, and `ack_many` sends the PUBACKs of a whole committed batch as one write. These
+overrides rely on paho internals (`_create_socket`, `_handle_publish`, `_packet_queue`,
+`_in_packet`, `_last_bytes_received`), so the dependency is pinned to the minor versions
+they were checked against and `tests/ingest/test_mqtt_client.py` exercises each path against
+a real broker.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -62,6 +64,37 @@ class BufferedSocket:
         self._pos = min(start + bufsize, len(self._data))
         return self._data[start : self._pos]
 
+    def take_publishes(self, deliver: Callable[[int, bytes], MQTTErrorCode]) -> int:
+        """Hand every complete QoS 0/1 PUBLISH at the front of the buffer to `deliver`.
+
+        Stops at the first packet of another kind (or QoS 2), at an incomplete packet, or
+        when `deliver` returns an error; those are left for paho's own reader. Returns how
+        many packets were delivered.
+        """
+        data, pos, end, count = self._data, self._pos, len(self._data), 0
+        while pos + 2 <= end:
+            header = data[pos]
+            if header & 0xF0 != 0x30 or header & 0x06 == 0x06 or header & 0x06 == 0x04:
+                break
+            length, shift, index = 0, 0, pos + 1
+            while index < end and shift <= 21:
+                byte = data[index]
+                index += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            else:
+                break  # the remaining length itself is incomplete (or malformed: paho says)
+            if data[index - 1] & 0x80 or index + length > end:
+                break
+            if deliver(header, data[index : index + length]) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            pos = index + length
+            count += 1
+        self._pos = pos
+        return count
+
     @property
     def buffered(self) -> int:
         """Bytes read from the socket and not yet handed out."""
@@ -88,27 +121,38 @@ class FastSubscriberClient(mqtt.Client):
         return BufferedSocket(sock)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        """Handle every complete packet already read, not only one per `select`."""
-        rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-            sock = self._sock
-            if not isinstance(sock, BufferedSocket) or not sock.buffered:
-                break
+        """Handle every complete packet already read, not only one per `select`.
+
+        Whole QoS 0/1 PUBLISH packets in the buffer go straight to the sink; anything else
+        (and the first packet after each socket read) goes through paho's own reader.
+        """
+        sock = self._sock
+        if not isinstance(sock, BufferedSocket) or self.publish_sink is None:
+            return super().loop_read(max_packets)
+        while True:
+            if self._in_packet["command"] == 0 and sock.take_publishes(self._deliver):
+                with self._msgtime_mutex:
+                    self._last_bytes_received = time.monotonic()
             rc = super().loop_read(max_packets)
-        return rc
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not sock.buffered:
+                return rc
 
     def _handle_publish(self) -> MQTTErrorCode:
-        sink = self.publish_sink
         header = self._in_packet["command"]
-        qos = (header & 0x06) >> 1
-        if sink is None or qos == 2:
+        if self.publish_sink is None or header & 0x06 == 0x04:
             return super()._handle_publish()  # QoS 2 keeps paho's full handshake
-        packet = self._in_packet["packet"]
+        return self._deliver(header, bytes(self._in_packet["packet"]))
+
+    def _deliver(self, header: int, packet: bytes) -> MQTTErrorCode:
+        """Slice topic, packet id and payload out of a QoS 0/1 PUBLISH body; call the sink."""
+        sink = self.publish_sink
+        assert sink is not None
+        qos = (header & 0x06) >> 1
         end = len(packet)
         if end < 2:
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
         pos = 2 + ((packet[0] << 8) | packet[1])
-        topic = bytes(packet[2:pos])
+        topic = packet[2:pos]
         mid = 0
         if qos:
             if pos + 2 > end:
@@ -129,7 +173,7 @@ class FastSubscriberClient(mqtt.Client):
             pos += length
         if pos > end:
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
-        sink(topic, bytes(packet[pos:]), mid, qos, bool(header & 0x01))
+        sink(topic, packet[pos:], mid, qos, bool(header & 0x01))
         if qos == 1 and not self._manual_ack:
             return self._send_puback(mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bench.mqtt_wire import publish_packet
 from ingest.mqtt_client import READ_CHUNK, BufferedSocket, FastSubscriberClient
 from tests.conftest import TestBroker
 
@@ -79,6 +80,27 @@ def test_buffered_socket_serves_small_reads_from_one_large_read() -> None:
         sock.recv(1)
     sock.close()  # everything else is the wrapped socket's
     assert inner.closed
+
+
+def test_take_publishes_stops_at_other_packets_and_partial_ones() -> None:
+    ping_response = b"\xd0\x00"
+    packets = [publish_packet(b"t/%d" % i, i + 1, b"payload-%d" % i) for i in range(4)]
+    stream = ping_response + packets[0] + packets[1] + ping_response + packets[2] + packets[3][:5]
+    sock = BufferedSocket(ChunkedSocket([stream]))
+    delivered: list[tuple[int, bytes]] = []
+
+    def deliver(header: int, body: bytes) -> MQTTErrorCode:
+        delivered.append((header, body))
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    assert sock.recv(2) == ping_response  # paho's reader takes the first packet
+    assert sock.take_publishes(deliver) == 2
+    assert sock.recv(2) == ping_response  # not a PUBLISH: left for paho
+    assert sock.take_publishes(deliver) == 1
+    assert sock.take_publishes(deliver) == 0  # the last one is incomplete
+    assert sock.buffered == 5
+    assert [body[-9:] for _, body in delivered] == [b"payload-%d" % i for i in range(3)]
+    assert {header for header, _ in delivered} == {0x32}
 
 
 def _subscriber(

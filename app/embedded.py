@@ -104,7 +104,7 @@ def _mosquitto_config(port: int, state_dir: Path) -> Path:
                 # Ingest may lag during a burst: queue generously instead of dropping QoS 1.
                 "max_queued_messages 200000",
                 # Ingest acks only after commit: this window caps how much arrives per commit.
-                "max_inflight_messages 10000",
+                "max_inflight_messages 30000",
                 "message_size_limit 262144",
                 "log_dest stderr",
                 "log_type error",

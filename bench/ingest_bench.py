@@ -36,11 +36,13 @@ from bench.mqtt_wire import (
     publish_packet,
     subscribe_packet,
 )
+from ingest.config import IngestConfig
 from store.scratch import scratch_database
 
 METRICS_PER_MESSAGE = 8
 # Unacked publishes per publisher before it waits for PUBACKs.
 MAX_OUTSTANDING = 1000
+PACE_S = 0.005
 # fork: a spawned child re-imports the whole CLI (dash, fastapi...), which takes seconds on a
 # busy machine and skews the start of every phase.
 _CTX = mp.get_context("fork")
@@ -104,7 +106,9 @@ def publisher_process(
                 packets.append(publish_packet(topics[slot], packet_id, _payload(seqs[slot], now)))
                 sent += 1
             client.send(b"".join(packets))
-        acked += count_pubacks(client.receive(0 if room > 0 else 0.002))
+        if room <= 0:
+            time.sleep(PACE_S)  # wake at most every PACE_S: the generator's CPU is measured too
+        acked += count_pubacks(client.receive(0))
     deadline = time.time() + 60
     while acked < sent and time.time() < deadline:
         acked += count_pubacks(client.receive(0.05))
@@ -148,7 +152,6 @@ def ingest_process(
 
     from app.logging import configure_logging
     from app.settings import Settings
-    from ingest.config import IngestConfig
     from ingest.main import batch_steps
     from ingest.mqtt import BrokerSession
     from ingest.records import StoredBatch
@@ -160,7 +163,7 @@ def ingest_process(
         database_url=database_url,
         mqtt_url=mqtt_url,
         mqtt_topic_prefix=prefix,
-        ingest=IngestConfig(client_id=f"bench-ingest-{prefix}", **overrides),
+        ingest=IngestConfig(**{"client_id": f"bench-ingest-{prefix}", **overrides}),
     )
     lane = threading.local()  # each writer lane commits its own batches
     latencies: list[float] = []
@@ -193,12 +196,9 @@ def ingest_process(
     ready.set()
     worker.run(session.ack, halt)
     session.stop()
-    values = np.array(latencies) * 1000 if latencies else np.array([0.0])
     results.put(
         {
-            "p50_ms": float(np.percentile(values, 50)),
-            "p99_ms": float(np.percentile(values, 99)),
-            "max_ms": float(values.max()),
+            "latencies_ms": (np.array(latencies, dtype=np.float32) * 1000).tobytes(),
             "commits": commits,
             "stored": worker.totals.readings_stored,
             "duplicates": worker.totals.duplicates,
@@ -263,6 +263,64 @@ def measure_ceiling(url: str, uids: list[str], publishers: int, seconds: float) 
     return received / seconds
 
 
+class _Components:
+    """CPU seconds used so far by each part of the benchmark (percent of one core over time).
+
+    PostgreSQL backends are looked up again at every reading: ingest opens its connections
+    after the load starts, and a backend that appears counts all of its CPU time.
+    """
+
+    def __init__(self, groups: dict[str, list[Any]]) -> None:
+        self.groups = groups
+        self._postgres: dict[int, Any] = {}
+
+    def cpu(self) -> dict[str, float]:
+        import psutil
+
+        for process in psutil.process_iter(["name"]):
+            if (process.info["name"] or "").startswith("postgres"):
+                self._postgres.setdefault(process.pid, process)
+        used = {}
+        for name, processes in {**self.groups, "postgres": list(self._postgres.values())}.items():
+            total = 0.0
+            for process in processes:
+                with contextlib.suppress(Exception):  # a process that ended counts no more
+                    times = process.cpu_times()
+                    total += times.user + times.system
+            used[name] = total
+        return used
+
+
+def _components(mqtt_url: str, ingests: list[Any], publishers: list[Any]) -> _Components:
+    import psutil
+
+    port = urlsplit(mqtt_url).port or 1883
+    brokers = []
+    for process in psutil.process_iter(["name"]):
+        if (process.info["name"] or "") in ("mosquitto", "rumqttd"):
+            with contextlib.suppress(Exception):
+                if any(c.laddr.port == port for c in process.net_connections("tcp")):
+                    brokers.append(process)
+    return _Components(
+        {
+            "ingest": ingests,
+            "publishers": [psutil.Process(p.pid) for p in publishers],
+            "broker": brokers,
+        }
+    )
+
+
+def _busy_seconds(times: Any) -> float:
+    return float(
+        times.user
+        + times.system
+        + getattr(times, "nice", 0.0)
+        + getattr(times, "irq", 0.0)
+        + getattr(times, "softirq", 0.0)
+        + getattr(times, "steal", 0.0)
+    )
+
+
 def _register_devices(database_url: str, count: int) -> list[str]:
     from devices.catalog_sync import sync_product_models
     from store.db import connect
@@ -299,6 +357,7 @@ def run_ingest_bench(
     ceiling_s: float = 10.0,
     with_rules: bool = False,
     overrides: dict[str, Any] | None = None,
+    ingest_processes: int = 1,
 ) -> dict[str, Any]:
     """Measure the generator ceiling, then ingest under load; database_url is a migrated DB."""
     import psutil
@@ -306,42 +365,77 @@ def run_ingest_bench(
     uids = _register_devices(database_url, devices)
     ceiling = measure_ceiling(mqtt_url, uids, publishers, ceiling_s)
     prefix = f"kzbi{secrets.token_hex(3)}"
-    ready, stop, results = _CTX.Event(), _CTX.Event(), _CTX.Queue()
-    config = {"session_expiry_s": 300, **(overrides or {})}
-    ingest = _CTX.Process(
-        target=ingest_process,
-        args=(database_url, mqtt_url, prefix, config, with_rules, ready, stop, results),
-    )
-    ingest.start()
-    ready.wait(60)
-    proc = psutil.Process(ingest.pid)
+    stop, results = _CTX.Event(), _CTX.Queue()
+    ingests = []
+    for index in range(ingest_processes):
+        config = {"session_expiry_s": 300, **(overrides or {})}
+        if ingest_processes > 1:  # partitions: each device always in the same process
+            config |= {
+                "partition_count": ingest_processes,
+                "partition_index": index,
+                "client_id": f"bench-ingest-{prefix}-{index}",
+            }
+        ready = _CTX.Event()
+        process = _CTX.Process(
+            target=ingest_process,
+            args=(database_url, mqtt_url, prefix, config, with_rules, ready, stop, results),
+        )
+        process.start()
+        ingests.append((process, ready))
+    for _, ready in ingests:
+        ready.wait(60)
+    watched = [psutil.Process(process.pid) for process, _ in ingests]
     procs, start_at, pub_results = _run_publishers(
         mqtt_url, prefix, uids, publishers, rate, duration_s
     )
+    components = _components(mqtt_url, watched, procs)
     while time.time() < start_at:
         time.sleep(0.01)
-    cpu_start, rss_peak = proc.cpu_times(), 0
+    cpu_start, machine_start, rss_peak = components.cpu(), psutil.cpu_times(), 0
     while time.time() < start_at + duration_s:
-        rss_peak = max(rss_peak, proc.memory_info().rss)
+        rss_peak = max(rss_peak, sum(p.memory_info().rss for p in watched))
         time.sleep(0.5)
-    cpu_end = proc.cpu_times()
+    cpu_end, machine_end = components.cpu(), psutil.cpu_times()
     published = _collect(procs, pub_results, 120)
     acked = sum(p["acked"] for p in published)
     drain_started = last_progress = time.time()
     stored = _stored(database_url)[1]
     while stored < acked and time.time() < last_progress + DRAIN_STALL_S:
-        rss_peak = max(rss_peak, proc.memory_info().rss)
+        rss_peak = max(rss_peak, sum(p.memory_info().rss for p in watched))
         time.sleep(0.5)
         now_stored = _stored(database_url)[1]
         if now_stored > stored:
             stored, last_progress = now_stored, time.time()
     drain_s = time.time() - drain_started
     stop.set()
-    report = results.get(timeout=60)
-    ingest.join(30)
+    reports = [results.get(timeout=60) for _ in ingests]
+    for process, _ in ingests:
+        process.join(30)
+    import numpy as np
+
+    latencies = (
+        np.concatenate([np.frombuffer(r["latencies_ms"], dtype=np.float32) for r in reports])
+        if reports
+        else np.zeros(0)
+    )
+    values = latencies if latencies.size else np.array([0.0])
+    report = {
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "max_ms": float(values.max()),
+        "commits": [c for r in reports for c in r["commits"]],
+        "duplicates": sum(r["duplicates"] for r in reports),
+        "dead_letters": sum(r["dead_letters"] for r in reports),
+        "batches": sum(r["batches"] for r in reports),
+    }
+    cpu_pct = {
+        name: round(100 * (cpu_end[name] - cpu_start.get(name, 0.0)) / duration_s, 1)
+        for name in cpu_end
+    }
+    busy = _busy_seconds(machine_end) - _busy_seconds(machine_start)
+    cpu_pct["whole_machine"] = round(100 * busy / duration_s, 1)
     total, distinct = _stored(database_url)
     in_window = sum(n for t, n in report["commits"] if start_at <= t <= start_at + duration_s)
-    cpu_s = (cpu_end.user + cpu_end.system) - (cpu_start.user + cpu_start.system)
     msgs_per_s = in_window / duration_s
     return {
         "benchmark": "ingest",
@@ -368,7 +462,10 @@ def run_ingest_bench(
         "batches": report["batches"],
         "drain_s": round(drain_s, 2),
         "drain_complete": distinct >= acked,
-        "ingest_cpu_pct": round(100 * cpu_s / duration_s, 1),
+        "ingest_cpu_pct": cpu_pct["ingest"],
+        "ingest_processes": ingest_processes,
+        "writer_lanes_per_process": IngestConfig(**(overrides or {})).writer_lanes,
+        "cpu_pct_during_load": cpu_pct,
         "ingest_rss_mb": round(rss_peak / 2**20, 1),
         "generator_ceiling_msgs_per_s": round(ceiling),
         "target_vs_ceiling": round(rate / ceiling, 2) if ceiling else None,
@@ -443,6 +540,12 @@ def ingest(
     ingest_protocol: Annotated[
         str, typer.Option(help="MQTT version ingest uses: 5 or 3.1.1.")
     ] = "5",
+    ingest_processes: Annotated[
+        int, typer.Option(help="Ingest processes (partitions by device when more than 1).")
+    ] = 1,
+    writer_lanes: Annotated[
+        int, typer.Option(help="Database writer lanes in each ingest process.")
+    ] = 2,
     database_url: Annotated[
         str | None,
         typer.Option(envvar="KIZUNA_DATABASE_URL", help="Server (a scratch DB is made)."),
@@ -466,6 +569,7 @@ def ingest(
             devices=devices,
             ceiling_s=ceiling_seconds,
             with_rules=with_rules,
-            overrides={"mqtt_protocol": ingest_protocol},
+            overrides={"mqtt_protocol": ingest_protocol, "writer_lanes": writer_lanes},
+            ingest_processes=ingest_processes,
         )
     typer.echo(json.dumps(result, indent=2 if as_json else None))

@@ -82,9 +82,10 @@ class Outbox:
         read recipients, cooldowns and daily counts together, then write every post, outbox
         row and digest item with the COMMIT. The feed is written here, so a post is visible
         the moment this commits; slower channels wait in the outbox for delivery workers.
+        `conn` must be an idle autocommit connection.
         """
         started = time.perf_counter()
-        with conn.pipeline(), conn.transaction():
+        with repo.pipelined_transaction(conn):
             moments, notices = repo.claim_inboxes(conn, self.config.batch_size)
             if not moments and not notices:
                 return 0

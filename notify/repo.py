@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg import Connection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 from devices.service import customer_context
@@ -58,12 +61,34 @@ _CLAIM_OPERATOR_NOTICES = """
     ORDER BY n.id"""
 
 
+@contextlib.contextmanager
+def pipelined_transaction(conn: Conn) -> Iterator[None]:
+    """BEGIN ... COMMIT in one pipeline: one round trip per result the block fetches, and the
+    COMMIT travels with the block's last writes.
+
+    psycopg's transaction() nests pipelines and syncs at each level (several round trips per
+    transaction). The connection must be in autocommit mode and outside a transaction.
+    """
+    if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
+        raise psycopg.ProgrammingError("pipelined_transaction needs an idle autocommit connection")
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            yield
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
 def claim_inboxes(conn: Conn, limit: int) -> tuple[list[Row], list[Row]]:
-    """New moments and new operator notices, up to `limit` each, in one round trip."""
-    with conn.pipeline():
-        moments = conn.execute(_CLAIM_MOMENTS, (limit,))
-        notices = conn.execute(_CLAIM_OPERATOR_NOTICES, (limit,))
-        return moments.fetchall(), notices.fetchall()
+    """New moments and new operator notices, up to `limit` each (one round trip in a
+    pipeline)."""
+    moments = conn.execute(_CLAIM_MOMENTS, (limit,))
+    notices = conn.execute(_CLAIM_OPERATOR_NOTICES, (limit,))
+    return moments.fetchall(), notices.fetchall()
 
 
 # A person as fan-out needs them: language, zone, sealed name, profile, preferences.
@@ -126,46 +151,46 @@ def fan_out_context(
     cooldown_since: datetime | None,
     interruptions_since: datetime,
 ) -> FanOutContext:
-    """Recipients, cooldown and daily-cap facts of a batch: three queries, one round trip."""
+    """Recipients, cooldown and daily-cap facts of a batch: three queries (one round trip in
+    a pipeline)."""
     device_ids = sorted({device for device, _ in device_kinds})
     pairs = sorted(set(device_kinds))
-    with conn.pipeline():
-        people = conn.execute(_RECIPIENTS_SQL, (device_ids,))
-        recent = (
-            conn.execute(
-                """SELECT o.customer_id, m.device_id, m.kind
-                   FROM unnest(%(devices)s::bigint[], %(kinds)s::text[]) AS m(device_id, kind)
-                   JOIN device_ownerships o ON o.device_id = m.device_id AND o.ended_at IS NULL
-                   WHERE EXISTS (
-                       SELECT 1 FROM notifications n
-                       WHERE n.customer_id = o.customer_id AND n.device_id = m.device_id
-                         AND n.kind = m.kind AND n.purpose = 'moment'
-                         AND n.created_at >= %(since)s
-                         AND (n.status IN ('sent', 'pending') OR n.reason = 'digest'))""",
-                {
-                    "devices": [d for d, _ in pairs],
-                    "kinds": [k for _, k in pairs],
-                    "since": cooldown_since,
-                },
-            )
-            if cooldown_since is not None
-            else None
+    people = conn.execute(_RECIPIENTS_SQL, (device_ids,))
+    recent = (
+        conn.execute(
+            """SELECT o.customer_id, m.device_id, m.kind
+               FROM unnest(%(devices)s::bigint[], %(kinds)s::text[]) AS m(device_id, kind)
+               JOIN device_ownerships o ON o.device_id = m.device_id AND o.ended_at IS NULL
+               WHERE EXISTS (
+                   SELECT 1 FROM notifications n
+                   WHERE n.customer_id = o.customer_id AND n.device_id = m.device_id
+                     AND n.kind = m.kind AND n.purpose = 'moment'
+                     AND n.created_at >= %(since)s
+                     AND (n.status IN ('sent', 'pending') OR n.reason = 'digest'))""",
+            {
+                "devices": [d for d, _ in pairs],
+                "kinds": [k for _, k in pairs],
+                "since": cooldown_since,
+            },
         )
-        interrupting = conn.execute(
-            """SELECT n.customer_id, n.moment_id, max(n.created_at) AS at
-               FROM notifications n
-               WHERE n.customer_id IN (SELECT customer_id FROM device_ownerships
-                                       WHERE device_id = ANY(%(devices)s) AND ended_at IS NULL)
-                 AND n.created_at >= %(since)s AND n.purpose = 'moment'
-                 AND n.channel <> 'feed' AND n.status IN ('sent', 'pending')
-               GROUP BY n.customer_id, n.moment_id""",
-            {"devices": device_ids, "since": interruptions_since},
-        )
-        context = FanOutContext(_by_device(people.fetchall()), set(), defaultdict(dict))
-        if recent is not None:
-            context.recent = {(r["customer_id"], r["device_id"], r["kind"]) for r in recent}
-        for row in interrupting:
-            context.interrupting[row["customer_id"]][row["moment_id"]] = row["at"]
+        if cooldown_since is not None
+        else None
+    )
+    interrupting = conn.execute(
+        """SELECT n.customer_id, n.moment_id, max(n.created_at) AS at
+           FROM notifications n
+           WHERE n.customer_id IN (SELECT customer_id FROM device_ownerships
+                                   WHERE device_id = ANY(%(devices)s) AND ended_at IS NULL)
+             AND n.created_at >= %(since)s AND n.purpose = 'moment'
+             AND n.channel <> 'feed' AND n.status IN ('sent', 'pending')
+           GROUP BY n.customer_id, n.moment_id""",
+        {"devices": device_ids, "since": interruptions_since},
+    )
+    context = FanOutContext(_by_device(people.fetchall()), set(), defaultdict(dict))
+    if recent is not None:
+        context.recent = {(r["customer_id"], r["device_id"], r["kind"]) for r in recent}
+    for row in interrupting:
+        context.interrupting[row["customer_id"]][row["moment_id"]] = row["at"]
     return context
 
 
@@ -190,11 +215,12 @@ def record_fan_out(
     digest_items: Sequence[Row] = (),
     operator_rows: Sequence[Row] = (),
 ) -> None:
-    """Write a batch's feed posts, outbox rows and digest items in one round trip (pipeline).
+    """Write a batch's feed posts, outbox rows and digest items (queued in a pipeline: they
+    travel with the COMMIT).
 
     Posts go first: an outbox row for the feed links to its post by (person, moment).
     """
-    with conn.pipeline(), conn.cursor() as cur:
+    with conn.cursor() as cur:
         if posts:
             cur.executemany(_INSERT_FEED_POST, posts)
         if rows:

@@ -1,4 +1,10 @@
-"""ASGI middleware: request body size limit, Prometheus metrics, automatic audit records."""
+"""ASGI middleware: request body size limit, Prometheus metrics, audit of refusals and reads.
+
+Routes declare their audit action (api/audit_trail.py) and write their own successes; this
+middleware writes the rest: the declared action with outcome `denied`/`failure` when the
+request was refused or failed, every read of personal data, and, for a state-changing route
+that declares nothing (a router added without a declaration), a generic `http.<method>` event.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import audit
+from api.audit_trail import AuditSpec, audit_spec_of, client_reference_of, target_of
 from api.errors import problem_response
 from api.security.principal import Principal
 
@@ -127,42 +134,54 @@ def install_middleware(app: FastAPI, metrics: Metrics, max_body_bytes: int) -> N
         try:
             response: Response = await call_next(request)
         except Exception:
-            # Rendered as a generic 500 by the outermost handler; still counted here.
+            # Rendered as a generic 500 by the outermost handler; still counted and audited.
             route = _route_template(request)
             metrics.requests.labels(request.method, route, "500").inc()
+            await _audit(request, route, 500, metrics)
             raise
         route = _route_template(request)
         metrics.requests.labels(request.method, route, str(response.status_code)).inc()
         metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
-        principal = getattr(request.state, "principal", None)
-        if principal is not None and _audited(request, route):
-            await _audit_request(request, principal, route, response.status_code, metrics)
+        await _audit(request, route, response.status_code, metrics)
         return response
 
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
 
 
-def _audited(request: Request, route: str) -> bool:
-    return request.method in UNSAFE_METHODS or route.startswith(PERSONAL_DATA_PREFIXES)
+async def _audit(request: Request, route: str, status: int, metrics: Metrics) -> None:
+    """Write what the route could not write itself (see the module docstring)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # anonymous noise (scanners, expired tokens) is not audited
+        return
+    spec = audit_spec_of(request.scope.get("route"))
+    if spec is not None:
+        if spec.read or status >= 400:
+            await _write(request, principal, spec, route, status, metrics)
+    elif request.method in UNSAFE_METHODS or route.startswith(PERSONAL_DATA_PREFIXES):
+        param = next((p for p in ("device_uid", "public_id") if p in request.path_params), None)
+        undeclared = AuditSpec(action=f"http.{request.method.lower()}", target_param=param)
+        await _write(request, principal, undeclared, route, status, metrics)
 
 
-async def _audit_request(
-    request: Request, principal: Principal, route: str, status: int, metrics: Metrics
+async def _write(
+    request: Request,
+    principal: Principal,
+    spec: AuditSpec,
+    route: str,
+    status: int,
+    metrics: Metrics,
 ) -> None:
-    """One audit row per state-changing request or personal-data read (its own transaction)."""
-    outcome = "success" if status < 400 else ("denied" if status in (401, 403, 404) else "failure")
-    action = "http." + request.method.lower()
-    target = request.path_params.get("device_uid") or request.path_params.get("public_id")
+    """One audit row in its own transaction (the request's own one may have rolled back)."""
     try:
         async with request.app.state.pool.connection() as conn:
             await audit.record(
                 conn,
-                action,
+                spec.action,
                 principal=principal,
-                target_kind=None,
-                target_id=str(target) if target is not None else None,
-                outcome=outcome,
-                client_ip=request.client.host if request.client else None,
+                target_kind=spec.target_kind,
+                target_id=target_of(request, spec),
+                outcome=spec.outcome(status),
+                client=client_reference_of(request),
                 details={"route": route, "status": status},
             )
     except Exception as exc:  # the response is already decided; count and log, never raise

@@ -7,13 +7,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import flask
 from cryptography.exceptions import InvalidTag
 from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
+from api.audit import client_reference
 from app.settings import Settings
 from dashboard.actions import AlertActions, RulesAlertActions
+from dashboard.auth import client_address
 from devices.catalog import ProductModel, builtin_models
 from store.encryption import EncryptionError, FieldCipher
 
@@ -36,6 +39,17 @@ class DashboardContext:
             # back for these short reads; LOCAL ends with the pool's commit.
             conn.execute("SET LOCAL jit = off")
             yield conn
+
+    def client_reference(self) -> str | None:
+        """The audit log's pseudonym of the current request's client (trusted proxies honoured)."""
+        if not flask.has_request_context():
+            return None
+        address = client_address(
+            flask.request.remote_addr,
+            flask.request.headers.getlist("X-Forwarded-For"),
+            self.settings.api.trusted_proxies,
+        )
+        return client_reference(self.settings.secret_key.get_secret_value(), address)
 
     @property
     def online_window_s(self) -> float:

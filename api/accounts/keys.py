@@ -12,6 +12,7 @@ from api.accounts import repo
 from api.accounts.errors import UserNotFound
 from api.accounts.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from api.accounts.service import Accounts, Conn
+from api.audit import AuditAction
 from api.security.principal import Principal
 from api.security.tokens import hash_secret, new_secret
 
@@ -55,7 +56,7 @@ async def create_api_key(
     )
     await audit.record(
         conn,
-        "api_key.create",
+        AuditAction.API_KEY_CREATED,
         principal=principal,
         target_kind="api_key",
         target_id=str(row["public_id"]),
@@ -69,5 +70,9 @@ async def revoke_api_key(conn: Conn, principal: Principal, public_id: str) -> No
     if not await repo.revoke_api_key(conn, public_id):
         raise UserNotFound("no such API key")
     await audit.record(
-        conn, "api_key.revoke", principal=principal, target_kind="api_key", target_id=public_id
+        conn,
+        AuditAction.API_KEY_REVOKED,
+        principal=principal,
+        target_kind="api_key",
+        target_id=public_id,
     )

@@ -11,6 +11,7 @@ from psycopg.rows import DictRow
 from api import audit
 from api.accounts.errors import UserNotFound
 from api.accounts.service import Conn
+from api.audit import AuditAction
 from api.security.principal import Principal
 from notify import repo as notify_repo
 from store.encryption import FieldCipher
@@ -62,7 +63,7 @@ async def erase_customer(conn: Conn, customer_id: int, principal: Principal) -> 
     counts = {"devices_detached": detached, "accounts_closed": len(user_ids)}
     await audit.record(
         conn,
-        "privacy.erase",
+        AuditAction.CUSTOMER_ERASED,
         principal=principal,
         target_kind="customer",
         target_id=str(row["public_id"]),
@@ -91,7 +92,7 @@ def rotate_personal_data(conn: Connection[DictRow], cipher: FieldCipher) -> dict
             index_from="email_enc",
         )
     audit.record_sync(
-        conn, "privacy.key_rotation", details={"users": users, "customers": customers}
+        conn, AuditAction.PERSONAL_DATA_REKEYED, details={"users": users, "customers": customers}
     )
     return {"users": users, "customers": customers}
 

@@ -19,6 +19,7 @@ from api import audit
 from api.accounts import repo
 from api.accounts.errors import AccountConflict, InvalidToken, UserNotFound
 from api.accounts.service import Accounts, Conn
+from api.audit import AuditAction
 from api.security.masking import mask_email
 from api.security.principal import Principal
 from api.security.tokens import hash_secret, new_secret
@@ -59,14 +60,18 @@ async def request_password_reset(
     user = await repo.user_by_email_index(conn, identifier)
     if user is None:
         await audit.record(
-            conn, "auth.password_reset_request", outcome="failure", client_ip=client_ip
+            conn,
+            AuditAction.USER_PASSWORD_RESET_REQUESTED,
+            outcome="failure",
+            client=accounts.client_ref(client_ip),
+            details={"reason": "no_such_account"},
         )
         return []
     token = new_secret()
     expires = accounts.clock() + timedelta(seconds=accounts.config.password_reset_ttl_s)
     await repo.insert_password_reset(conn, user["id"], hash_secret(token), expires)
-    await audit.record(
-        conn, "auth.password_reset_request", actor=accounts.actor(user), client_ip=client_ip
+    await accounts.audit_user(
+        conn, AuditAction.USER_PASSWORD_RESET_REQUESTED, user, client_ip=client_ip
     )
     on_record = accounts.open(user["email_enc"], "email_enc")
     assert on_record is not None
@@ -99,7 +104,13 @@ async def confirm_password_reset(
     assert email is not None
     # A successful reset also clears the login throttle for this address.
     await repo.record_attempt(conn, "password", accounts.cipher.blind_index(email), client_ip, True)
-    await audit.record(conn, "auth.password_reset", actor=accounts.actor(user), client_ip=client_ip)
+    await accounts.audit_user(
+        conn,
+        AuditAction.USER_PASSWORD_RESET,
+        user,
+        client_ip=client_ip,
+        details={"sessions_ended": True},
+    )
     return [
         _notice(
             email,
@@ -151,7 +162,7 @@ async def change_password(
     user = await _user_of(conn, principal)
     await accounts.reauthenticate(conn, user, password, code, client_ip)
     await _set_password(accounts, conn, user, new_password, keep_session_id=principal.session_id)
-    await audit.record(conn, "account.password_change", principal=principal, client_ip=client_ip)
+    await accounts.audit_user(conn, AuditAction.USER_PASSWORD_CHANGED, user, client_ip=client_ip)
     email = accounts.open(user["email_enc"], "email_enc")
     assert email is not None
     return [
@@ -198,7 +209,7 @@ async def change_email(
         conn, user["id"], "email_changed", keep_session_id=principal.session_id
     )
     await repo.expire_password_resets(conn, user["id"])
-    await audit.record(conn, "account.email_change", principal=principal, client_ip=client_ip)
+    await accounts.audit_user(conn, AuditAction.USER_EMAIL_CHANGED, user, client_ip=client_ip)
     return [
         _notice(
             old,
@@ -232,7 +243,7 @@ async def change_phone(
         await repo.set_customer_contact(
             conn, user["customer_id"], phone_enc=accounts.cipher.seal(new_phone, "customers.phone")
         )
-    await audit.record(conn, "account.phone_change", principal=principal, client_ip=client_ip)
+    await accounts.audit_user(conn, AuditAction.USER_PHONE_CHANGED, user, client_ip=client_ip)
     email = accounts.open(user["email_enc"], "email_enc")
     assert email is not None
     return [

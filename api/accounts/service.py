@@ -32,6 +32,7 @@ from api.accounts.errors import (
     UserNotFound,
 )
 from api.accounts.models import MfaChallenge, TokenPair, TotpEnrollment, UserPublic
+from api.audit import AuditAction
 from api.config import ApiConfig
 from api.mail import MailSender
 from api.security.masking import mask_email, mask_name, mask_phone
@@ -153,9 +154,15 @@ class Accounts:
         )
         if user is None or not ok:
             await repo.record_attempt(conn, "password", identifier, client_ip, False)
-            actor = ("user", str(user["public_id"]), user["role"]) if user else None
             await audit.record(
-                conn, "auth.login", actor=actor, outcome="failure", client_ip=client_ip
+                conn,
+                AuditAction.USER_LOGGED_IN,
+                actor=self.actor(user) if user else None,
+                target_kind="user" if user else None,
+                target_id=str(user["public_id"]) if user else None,
+                outcome="failure",
+                client=self.client_ref(client_ip),
+                details={"step": "password"},
             )
             await conn.commit()
             raise InvalidCredentials()
@@ -214,7 +221,14 @@ class Accounts:
         if not ok:
             await repo.record_attempt(conn, "totp", identifier, client_ip, False)
             await audit.record(
-                conn, "auth.mfa", actor=self.actor(user), outcome="failure", client_ip=client_ip
+                conn,
+                AuditAction.USER_LOGGED_IN,
+                actor=self.actor(user),
+                target_kind="user",
+                target_id=str(user["public_id"]),
+                outcome="failure",
+                client=self.client_ref(client_ip),
+                details={"step": "mfa"},
             )
             await conn.commit()
             raise InvalidCredentials()
@@ -250,6 +264,30 @@ class Accounts:
         """The audit actor tuple of a user row."""
         return ("user", str(user["public_id"]), user["role"])
 
+    def client_ref(self, client_ip: str) -> str:
+        """The audit log's keyed pseudonym of a client address (never the address itself)."""
+        return audit.client_reference(self.secret_key, client_ip)
+
+    async def audit_user(
+        self,
+        conn: Conn,
+        action: AuditAction,
+        user: dict[str, Any],
+        *,
+        client_ip: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a successful `action` a user did to their own account."""
+        await audit.record(
+            conn,
+            action,
+            actor=self.actor(user),
+            target_kind="user",
+            target_id=str(user["public_id"]),
+            client=self.client_ref(client_ip) if client_ip is not None else None,
+            details=details,
+        )
+
     # --- sessions ---------------------------------------------------------------------------
 
     async def _start_session(
@@ -258,10 +296,10 @@ class Accounts:
         secret = new_secret()
         expires = self.clock() + timedelta(seconds=self.config.refresh_token_ttl_s)
         session = await repo.insert_session(conn, user["id"], hash_secret(secret), expires)
-        await audit.record(
+        await self.audit_user(
             conn,
-            "auth.login",
-            actor=self.actor(user),
+            AuditAction.USER_LOGGED_IN,
+            user,
             client_ip=client_ip,
             details={"method": method, "session": str(session["public_id"])},
         )
@@ -308,11 +346,12 @@ class Accounts:
                 await repo.revoke_session(conn, session["id"], "refresh_token_reuse")
                 await audit.record(
                     conn,
-                    "auth.refresh_reuse",
+                    AuditAction.SESSION_REFRESH_TOKEN_REUSED,
                     target_kind="session",
                     target_id=session_public_id,
                     outcome="denied",
-                    client_ip=client_ip,
+                    client=self.client_ref(client_ip),
+                    details={"session_revoked": True},
                 )
                 await conn.commit()
             raise InvalidToken()
@@ -328,7 +367,12 @@ class Accounts:
         else:
             await repo.revoke_session(conn, principal.session_id, "logout")
         await audit.record(
-            conn, "auth.logout", principal=principal, details={"everywhere": everywhere}
+            conn,
+            AuditAction.USER_LOGGED_OUT,
+            principal=principal,
+            target_kind="user",
+            target_id=principal.public_id,
+            details={"everywhere": everywhere},
         )
 
     async def principal_from_access_token(self, conn: Conn, token: str) -> Principal:
@@ -373,6 +417,7 @@ class Accounts:
         )
         label = str(user["public_id"])
         uri = pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=TOTP_ISSUER)
+        await self.audit_user(conn, AuditAction.USER_MFA_ENROLLMENT_STARTED, user)
         return TotpEnrollment(secret=secret, otpauth_uri=uri)
 
     async def confirm_totp(self, conn: Conn, user: dict[str, Any], code: str) -> list[str]:
@@ -383,7 +428,7 @@ class Accounts:
             raise InvalidCredentials()
         await repo.set_user_fields(conn, user["id"], {"totp_enabled": True})
         codes = await self._new_recovery_codes(conn, user["id"])
-        await audit.record(conn, "mfa.enable", actor=self.actor(user))
+        await self.audit_user(conn, AuditAction.USER_MFA_ENROLLED, user, details={"method": "totp"})
         return codes
 
     async def _new_recovery_codes(self, conn: Conn, user_id: int) -> list[str]:
@@ -414,10 +459,12 @@ class Accounts:
             await repo.record_attempt(conn, "password", identifier, client_ip, False)
             await audit.record(
                 conn,
-                "auth.reauthenticate",
+                AuditAction.USER_REAUTHENTICATED,
                 actor=self.actor(user),
+                target_kind="user",
+                target_id=str(user["public_id"]),
                 outcome="failure",
-                client_ip=client_ip,
+                client=self.client_ref(client_ip),
             )
             await conn.commit()
             raise ReauthenticationFailed()
@@ -433,12 +480,12 @@ class Accounts:
             {"totp_enabled": False, "totp_secret_enc": None, "totp_last_step": None},
         )
         await repo.replace_recovery_codes(conn, user["id"], [])
-        await audit.record(conn, "mfa.disable", actor=self.actor(user))
+        await self.audit_user(conn, AuditAction.USER_MFA_DISABLED, user)
 
     async def regenerate_recovery_codes(self, conn: Conn, user: dict[str, Any]) -> list[str]:
         """Replace every recovery code of a user with new ones."""
         if not user["totp_enabled"]:
             raise AccountConflict("two-factor authentication is not enabled")
         codes = await self._new_recovery_codes(conn, user["id"])
-        await audit.record(conn, "mfa.recovery_codes_regenerated", actor=self.actor(user))
+        await self.audit_user(conn, AuditAction.USER_RECOVERY_CODES_REGENERATED, user)
         return codes

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.audit import AuditAction
+from api.audit_trail import Trail, audited
 from api.deps import DEVICE_UID_PATTERN, StaffOnly, SyncDbConn
 from api.errors import Conflict, NotFound
 from api.pagination import Page, Pagination
@@ -68,28 +70,41 @@ def get_history(alert_id: AlertId, conn: SyncDbConn, _: StaffOnly) -> list[Alert
 
 
 @router.post("/{alert_id}/acknowledge", response_model=Alert, summary="Acknowledge an alert")
+@audited(AuditAction.ALERT_ACKNOWLEDGED, target_kind="alert", target_param="alert_id")
 def acknowledge(
-    alert_id: AlertId, body: AlertNote, conn: SyncDbConn, principal: StaffOnly
+    alert_id: AlertId, body: AlertNote, conn: SyncDbConn, principal: StaffOnly, trail: Trail
 ) -> Alert:
     """Active → acknowledged (409 if it is not active)."""
     try:
-        return service.acknowledge_alert(
+        alert = service.acknowledge_alert(
             conn, alert_id, actor=principal.public_id, at=datetime.now(UTC), note=body.note
         )
     except AlertNotFound as exc:
         raise NotFound("no such alert") from exc
     except AlertTransitionError as exc:
         raise Conflict(str(exc)) from exc
+    trail.record_sync(conn, details=alert_details(alert))
+    return alert
 
 
 @router.post("/{alert_id}/clear", response_model=Alert, summary="Clear an alert by hand")
-def clear(alert_id: AlertId, body: AlertNote, conn: SyncDbConn, principal: StaffOnly) -> Alert:
+@audited(AuditAction.ALERT_CLEARED, target_kind="alert", target_param="alert_id")
+def clear(
+    alert_id: AlertId, body: AlertNote, conn: SyncDbConn, principal: StaffOnly, trail: Trail
+) -> Alert:
     """Active or acknowledged → cleared (409 if already cleared)."""
     try:
-        return service.clear_alert(
+        alert = service.clear_alert(
             conn, alert_id, actor=principal.public_id, at=datetime.now(UTC), note=body.note
         )
     except AlertNotFound as exc:
         raise NotFound("no such alert") from exc
     except AlertTransitionError as exc:
         raise Conflict(str(exc)) from exc
+    trail.record_sync(conn, details=alert_details(alert))
+    return alert
+
+
+def alert_details(alert: Alert) -> dict[str, str]:
+    """What an alert event keeps besides the alert's id: its device and rule (notes stay out)."""
+    return {"device": alert.device_uid, "rule": alert.rule_key}

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Path, status
 
 from api.accounts import keys, repo
 from api.accounts.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from api.audit import AuditAction
+from api.audit_trail import audited
 from api.deps import AccountsDep, DbConn, OperatorOnly
 from api.routers.users import UUID_PATTERN
 
@@ -20,6 +22,7 @@ router = APIRouter(prefix="/api-keys", tags=["api keys"])
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key",
 )
+@audited(AuditAction.API_KEY_CREATED, target_kind="api_key")
 async def create_api_key(
     body: ApiKeyCreate, principal: OperatorOnly, conn: DbConn, accounts: AccountsDep
 ) -> ApiKeyCreated:
@@ -34,6 +37,7 @@ async def list_api_keys(principal: OperatorOnly, conn: DbConn) -> list[ApiKeyPub
 
 
 @router.delete("/{public_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key")
+@audited(AuditAction.API_KEY_REVOKED, target_kind="api_key", target_param="public_id")
 async def revoke_api_key(
     public_id: Annotated[str, Path(pattern=UUID_PATTERN)], principal: OperatorOnly, conn: DbConn
 ) -> None:

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, IPvAnyAddress
 
 from api import audit
-from api.deps import DbConn, OperatorOnly
+from api.deps import AccountsDep, DbConn, OperatorOnly
 from api.pagination import Page, Pagination, Sort, TimeRangeDep, sort_param
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -29,7 +29,9 @@ class AuditEvent(BaseModel):
     target_kind: str | None
     target_id: str | None
     outcome: str
-    client_ip: str | None
+    client_ref: str | None = Field(
+        description="Keyed pseudonym of the client's address; search by address with client_ip."
+    )
     details: dict[str, Any]
 
 
@@ -43,8 +45,13 @@ async def query_audit(
     action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9_.]+$")] = None,
     actor: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9-]+$")] = None,
     target: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    client_ip: Annotated[
+        IPvAnyAddress | None, Query(description="Events from this client address.")
+    ] = None,
+    *,
+    accounts: AccountsDep,
 ) -> Page[AuditEvent]:
-    """Events in [from, to), filtered by action prefix, actor or target."""
+    """Events in [from, to), filtered by action prefix, actor, target or client address."""
     after = None
     if page.after is not None and len(page.after) == 2:
         after = (datetime.fromisoformat(str(page.after[0])), int(page.after[1]))
@@ -55,6 +62,7 @@ async def query_audit(
         action_prefix=action,
         actor_id=actor,
         target_id=target,
+        client=audit.client_reference(accounts.secret_key, str(client_ip)) if client_ip else None,
         descending=sort.descending,
         after=after,
         limit=page.limit + 1,

@@ -21,6 +21,8 @@ from api.accounts.models import (
     TotpEnrollment,
     TotpEnrollRequest,
 )
+from api.audit import AuditAction
+from api.audit_trail import CALLER, audited
 from api.deps import AccountsDep, BearerToken, ClientIp, DbConn, PersonOnly
 from api.errors import Unauthorized, Unprocessable
 
@@ -74,12 +76,14 @@ async def refresh(
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, summary="End this session")
+@audited(AuditAction.USER_LOGGED_OUT, target_kind="user", target_param=CALLER)
 async def logout(principal: PersonOnly, conn: DbConn, accounts: AccountsDep) -> None:
     """Revoke the session of the access token used."""
     await accounts.logout(conn, principal)
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, summary="End all sessions")
+@audited(AuditAction.USER_LOGGED_OUT, target_kind="user", target_param=CALLER)
 async def logout_all(principal: PersonOnly, conn: DbConn, accounts: AccountsDep) -> None:
     """Revoke every session of the user."""
     await accounts.logout(conn, principal, everywhere=True)

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from api.audit import AuditAction
+from api.audit_trail import Trail, audited
 from api.deps import AnyUser, OwnedDevice, SettingsDep, SyncDbConn
 from api.routers.device_support import DownlinkDep, domain_errors, now, require_device_writer
 from devices import commands
@@ -16,6 +18,7 @@ CommandId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, summary="Send a command")
+@audited(AuditAction.DEVICE_COMMAND_SENT, target_kind="device", target_param="device_uid")
 def send_command(
     principal: AnyUser,
     device: OwnedDevice,
@@ -23,11 +26,12 @@ def send_command(
     downlink: DownlinkDep,
     settings: SettingsDep,
     body: CommandCreate,
+    trail: Trail,
 ) -> CommandPublic:
     """Validated against the product model; status moves on as the device answers."""
     require_device_writer(principal, device)
     with domain_errors():
-        return commands.send_command(
+        sent = commands.send_command(
             conn,
             downlink,
             settings.mqtt_topic_prefix,
@@ -36,6 +40,8 @@ def send_command(
             now(),
             requested_by=f"{principal.role}:{principal.public_id}",
         )
+    trail.record_sync(conn, details={"command": sent.name, "command_id": sent.command_id})
+    return sent
 
 
 @router.get("", summary="Recent commands of a device")

@@ -6,6 +6,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, status
 
+from api.audit import AuditAction
+from api.audit_trail import Trail, audited
 from api.deps import CustomerOnly, OperatorOnly, StaffOnly, SyncDbConn
 from api.pagination import Page, Pagination
 from api.routers.device_support import CipherDep, domain_errors
@@ -32,15 +34,19 @@ def _for(principal: Principal, customer: CustomerPublic) -> CustomerPublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a customer")
+@audited(AuditAction.CUSTOMER_CREATED, target_kind="customer")
 def create_customer(
-    _: OperatorOnly, conn: SyncDbConn, cipher: CipherDep, body: CustomerCreate
+    _: OperatorOnly, conn: SyncDbConn, cipher: CipherDep, body: CustomerCreate, trail: Trail
 ) -> CustomerPublic:
     """Personal data is encrypted at rest; the email must be new."""
     with domain_errors():
-        return service.create_customer(conn, cipher, body)
+        customer = service.create_customer(conn, cipher, body)
+    trail.record_sync(conn, target_id=str(customer.public_id))
+    return customer
 
 
 @router.get("", summary="Customers (staff)")
+@audited(AuditAction.CUSTOMERS_LISTED, target_kind="customer", read=True)
 def list_customers(
     principal: StaffOnly, conn: SyncDbConn, cipher: CipherDep, page: Pagination
 ) -> Page[CustomerPublic]:
@@ -53,6 +59,7 @@ def list_customers(
 
 
 @router.get("/me", summary="My customer profile")
+@audited(AuditAction.CUSTOMER_VIEWED, target_kind="customer", read=True)
 def get_me(principal: CustomerOnly, conn: SyncDbConn, cipher: CipherDep) -> CustomerPublic:
     """The calling customer's own details."""
     assert principal.customer_id is not None
@@ -61,16 +68,31 @@ def get_me(principal: CustomerOnly, conn: SyncDbConn, cipher: CipherDep) -> Cust
 
 
 @router.patch("/me", summary="Change my details")
+@audited(AuditAction.CUSTOMER_UPDATED, target_kind="customer")
 def update_me(
-    principal: CustomerOnly, conn: SyncDbConn, cipher: CipherDep, body: CustomerUpdate
+    principal: CustomerOnly,
+    conn: SyncDbConn,
+    cipher: CipherDep,
+    body: CustomerUpdate,
+    trail: Trail,
 ) -> CustomerPublic:
     """Name, phone, address, language and time zone (email changes go through the account)."""
     assert principal.customer_id is not None
     with domain_errors():
-        return service.update_customer(conn, cipher, principal.customer_id, body)
+        updated = service.update_customer(conn, cipher, principal.customer_id, body)
+    # Which fields changed, never their values.
+    fields = sorted(body.model_dump(exclude_unset=True))
+    trail.record_sync(conn, target_id=str(updated.public_id), details={"fields": fields})
+    return updated
 
 
 @router.get("/{customer_public_id}", summary="One customer (staff)")
+@audited(
+    AuditAction.CUSTOMER_VIEWED,
+    target_kind="customer",
+    target_param="customer_public_id",
+    read=True,
+)
 def get_customer(
     principal: StaffOnly, conn: SyncDbConn, cipher: CipherDep, customer_public_id: UUID
 ) -> CustomerPublic:
@@ -81,6 +103,12 @@ def get_customer(
 
 
 @router.get("/{customer_public_id}/devices", summary="A customer's devices (staff)")
+@audited(
+    AuditAction.CUSTOMER_DEVICES_LISTED,
+    target_kind="customer",
+    target_param="customer_public_id",
+    read=True,
+)
 def customer_devices(
     _: StaffOnly, conn: SyncDbConn, cipher: CipherDep, customer_public_id: UUID
 ) -> list[DevicePublic]:

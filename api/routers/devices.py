@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from api.audit import AuditAction, customer_public_id
+from api.audit_trail import Trail, audited
 from api.deps import AnyUser, OperatorOnly, OwnedDevice, SettingsDep, SyncDbConn
 from api.errors import Forbidden, problem_response
 from api.pagination import Page, Pagination
@@ -67,20 +69,31 @@ def list_devices(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a device")
-def register_device(_: OperatorOnly, conn: SyncDbConn, body: DeviceCreate) -> DevicePublic:
+@audited(AuditAction.DEVICE_REGISTERED, target_kind="device")
+def register_device(
+    _: OperatorOnly, conn: SyncDbConn, body: DeviceCreate, trail: Trail
+) -> DevicePublic:
     """Register one device of a known product model."""
     with domain_errors():
-        return service.register_device(conn, body)
+        device = service.register_device(conn, body)
+    trail.record_sync(conn, target_id=device.uid, details={"model_id": device.model_id})
+    return device
 
 
 @router.post("/import", summary="Import devices from CSV (all or nothing)", response_model=None)
+@audited(AuditAction.DEVICES_IMPORTED, target_kind="device")
 def import_devices(
-    _: OperatorOnly, conn: SyncDbConn, data: Annotated[bytes, Body(media_type="text/csv")]
+    _: OperatorOnly,
+    conn: SyncDbConn,
+    data: Annotated[bytes, Body(media_type="text/csv")],
+    trail: Trail,
 ) -> ImportReport | JSONResponse:
     """Body: text/csv with serial,model_id[,uid,firmware,nickname]; bad rows listed by line."""
     with domain_errors():
         try:
-            return import_devices_csv_bytes(conn, data)
+            report = import_devices_csv_bytes(conn, data)
+            trail.record_sync(conn, details={"imported": report.imported})
+            return report
         except ImportRejected as exc:
             problems = [{"line": p.line, "reason": p.reason} for p in exc.problems]
             return problem_response(
@@ -97,13 +110,16 @@ def get_device(device: OwnedDevice, conn: SyncDbConn) -> DevicePublic:
 
 
 @router.patch("/{device_uid}", summary="Rename a device")
+@audited(AuditAction.DEVICE_RENAMED, target_kind="device", target_param="device_uid")
 def update_device(
-    principal: AnyUser, device: OwnedDevice, conn: SyncDbConn, body: DeviceUpdate
+    principal: AnyUser, device: OwnedDevice, conn: SyncDbConn, body: DeviceUpdate, trail: Trail
 ) -> DevicePublic:
     """Owners and operators may rename a device."""
     require_owner_or_operator(principal, device)
     with domain_errors():
         renamed = service.rename_device(conn, device.uid, body.nickname)
+    # The nickname itself stays out of the log: owners name things after people.
+    trail.record_sync(conn)
     return renamed.model_copy(update={"role": device.relation})
 
 
@@ -119,23 +135,33 @@ def list_members(
 
 
 @router.post("/{device_uid}/members", status_code=201, summary="Share with a family member")
+@audited(AuditAction.DEVICE_SHARED, target_kind="device", target_param="device_uid")
 def share_device(
-    principal: AnyUser, device: OwnedDevice, conn: SyncDbConn, cipher: CipherDep, body: ShareCreate
+    principal: AnyUser,
+    device: OwnedDevice,
+    conn: SyncDbConn,
+    cipher: CipherDep,
+    body: ShareCreate,
+    trail: Trail,
 ) -> list[MemberPublic]:
     """Give a registered customer (found by email) family access."""
     require_owner_or_operator(principal, device)
     with domain_errors():
-        service.share(conn, device.uid, service.customer_id_by_email(conn, cipher, body.email))
+        member = service.customer_id_by_email(conn, cipher, body.email)
+        service.share(conn, device.uid, member)
+        trail.record_sync(conn, details={"member": customer_public_id(conn, member)})
         return service.members(conn, device.uid)
 
 
 @router.delete("/{device_uid}/members/{customer_public_id}", status_code=204)
+@audited(AuditAction.DEVICE_UNSHARED, target_kind="device", target_param="device_uid")
 def unshare_device(
     principal: AnyUser,
     device: OwnedDevice,
     conn: SyncDbConn,
     cipher: CipherDep,
     customer_public_id: UUID,
+    trail: Trail,
 ) -> None:
     """End a family member's access (the owner, an operator, or the member themselves)."""
     with domain_errors():
@@ -143,36 +169,49 @@ def unshare_device(
         if member.id != principal.customer_id:
             require_owner_or_operator(principal, device)
         service.unshare(conn, device.uid, member.id)
+    trail.record_sync(conn, details={"member": str(customer_public_id)})
 
 
 @router.post("/{device_uid}/transfer", summary="Transfer to a new owner")
+@audited(AuditAction.DEVICE_TRANSFERRED, target_kind="device", target_param="device_uid")
 def transfer_device(
     principal: AnyUser,
     device: OwnedDevice,
     conn: SyncDbConn,
     cipher: CipherDep,
     body: TransferCreate,
+    trail: Trail,
 ) -> list[MemberPublic]:
     """The old owner (and family unless kept) lose access at once."""
     require_owner_or_operator(principal, device)
     with domain_errors():
         new_owner = service.customer_id_by_email(conn, cipher, body.email)
         service.transfer(conn, device.uid, new_owner, keep_family=body.keep_family)
+        trail.record_sync(
+            conn,
+            details={
+                "new_owner": customer_public_id(conn, new_owner),
+                "keep_family": body.keep_family,
+            },
+        )
         return service.members(conn, device.uid)
 
 
 @router.put("/{device_uid}/owner", summary="Set the first owner of a device")
+@audited(AuditAction.DEVICE_OWNER_ASSIGNED, target_kind="device", target_param="device_uid")
 def assign_owner(
     _: OperatorOnly,
     device_uid: DeviceUidPath,
     conn: SyncDbConn,
     cipher: CipherDep,
     body: OwnerAssign,
+    trail: Trail,
 ) -> list[MemberPublic]:
     """Operators hand a new device to its first owner."""
     with domain_errors():
         owner = service.get_customer_by_public_id(conn, cipher, str(body.customer_public_id))
         service.assign_owner(conn, device_uid, owner.id)
+        trail.record_sync(conn, details={"owner": str(body.customer_public_id)})
         return service.members(conn, device_uid)
 
 
@@ -184,6 +223,7 @@ def get_twin(device: OwnedDevice, conn: SyncDbConn, settings: SettingsDep) -> Tw
 
 
 @router.patch("/{device_uid}/twin/desired", summary="Change desired state")
+@audited(AuditAction.DEVICE_DESIRED_CHANGED, target_kind="device", target_param="device_uid")
 def set_desired(
     principal: AnyUser,
     device: OwnedDevice,
@@ -191,11 +231,16 @@ def set_desired(
     downlink: DownlinkDep,
     settings: SettingsDep,
     body: DesiredUpdate,
+    trail: Trail,
 ) -> Twin:
     """Validate against the product model, publish retained, and store."""
     require_device_writer(principal, device)
     with domain_errors():
-        return twin.set_desired(conn, downlink, settings.mqtt_topic_prefix, device.uid, body, now())
+        state = twin.set_desired(
+            conn, downlink, settings.mqtt_topic_prefix, device.uid, body, now()
+        )
+    trail.record_sync(conn, details={"metrics": sorted(body.values)})
+    return state
 
 
 @router.get("/{device_uid}/connections", summary="Connection history")
@@ -207,33 +252,45 @@ def connection_history(
 
 
 @router.post("/{device_uid}/credentials", status_code=201, summary="Provision MQTT credential")
+@audited(AuditAction.DEVICE_PROVISIONED, target_kind="device", target_param="device_uid")
 def provision(
     _: OperatorOnly,
     device_uid: DeviceUidPath,
     conn: SyncDbConn,
     broker: BrokerDep,
     settings: SettingsDep,
+    trail: Trail,
 ) -> ProvisionedCredential:
     """A new device credential; the password is in this response only."""
     with domain_errors():
-        return credentials.provision(conn, broker, settings.mqtt_topic_prefix, device_uid)
+        issued = credentials.provision(conn, broker, settings.mqtt_topic_prefix, device_uid)
+    trail.record_sync(conn)
+    return issued
 
 
 @router.post("/{device_uid}/credentials/rotate", summary="Rotate MQTT credential")
+@audited(AuditAction.DEVICE_CREDENTIAL_ROTATED, target_kind="device", target_param="device_uid")
 def rotate(
     _: OperatorOnly,
     device_uid: DeviceUidPath,
     conn: SyncDbConn,
     broker: BrokerDep,
     settings: SettingsDep,
+    trail: Trail,
 ) -> ProvisionedCredential:
     """Replace the credential; the old one is refused and its connection cut at once."""
     with domain_errors():
-        return credentials.rotate(conn, broker, settings.mqtt_topic_prefix, device_uid)
+        issued = credentials.rotate(conn, broker, settings.mqtt_topic_prefix, device_uid)
+    trail.record_sync(conn)
+    return issued
 
 
 @router.delete("/{device_uid}/credentials", status_code=204, summary="Revoke MQTT credential")
-def revoke(_: OperatorOnly, device_uid: DeviceUidPath, conn: SyncDbConn, broker: BrokerDep) -> None:
+@audited(AuditAction.DEVICE_REVOKED, target_kind="device", target_param="device_uid")
+def revoke(
+    _: OperatorOnly, device_uid: DeviceUidPath, conn: SyncDbConn, broker: BrokerDep, trail: Trail
+) -> None:
     """Revoke the credential and disconnect the device."""
     with domain_errors():
         credentials.revoke(conn, broker, device_uid)
+    trail.record_sync(conn)

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 
+from api.audit import AuditAction
+from api.audit_trail import Trail, audited
 from api.deps import CustomerOnly, SyncDbConn
 from api.errors import NotFound
 from api.pagination import Pagination, encode_cursor
@@ -46,22 +48,31 @@ def my_feed(
 
 
 @router.post("/{post_id}/read", status_code=status.HTTP_204_NO_CONTENT, summary="Mark read")
-def mark_read(post_id: PostId, principal: CustomerOnly, conn: SyncDbConn) -> None:
+@audited(AuditAction.FEED_POST_READ, target_kind="feed_post", target_param="post_id")
+def mark_read(post_id: PostId, principal: CustomerOnly, conn: SyncDbConn, trail: Trail) -> None:
     """Mark one of my posts as read."""
     _mark(conn, principal.customer_id, post_id, read=True)
+    trail.record_sync(conn)
 
 
 @router.delete("/{post_id}/read", status_code=status.HTTP_204_NO_CONTENT, summary="Mark unread")
-def mark_unread(post_id: PostId, principal: CustomerOnly, conn: SyncDbConn) -> None:
+@audited(AuditAction.FEED_POST_UNREAD, target_kind="feed_post", target_param="post_id")
+def mark_unread(post_id: PostId, principal: CustomerOnly, conn: SyncDbConn, trail: Trail) -> None:
     """Mark one of my posts as unread again."""
     _mark(conn, principal.customer_id, post_id, read=False)
+    trail.record_sync(conn)
 
 
 @router.post(
     "/{post_id}/reactions", status_code=status.HTTP_204_NO_CONTENT, summary="React to a post"
 )
+@audited(AuditAction.FEED_POST_REACTED, target_kind="feed_post", target_param="post_id")
 def react(
-    post_id: PostId, body: ReactionRequest, principal: CustomerOnly, conn: SyncDbConn
+    post_id: PostId,
+    body: ReactionRequest,
+    principal: CustomerOnly,
+    conn: SyncDbConn,
+    trail: Trail,
 ) -> None:
     """Thanks; remind me later (the post comes back unread); mute this kind of post."""
     assert principal.customer_id is not None
@@ -69,6 +80,7 @@ def react(
         service.react(conn, principal.customer_id, post_id, body)
     except PostNotFound as exc:
         raise NotFound("no such post") from exc
+    trail.record_sync(conn, details={"reaction": str(body.reaction)})
 
 
 def _mark(conn: SyncDbConn, customer_id: int | None, post_id: int, *, read: bool) -> None:

@@ -16,6 +16,8 @@ from api.accounts.models import (
     SessionPublic,
     UserPublic,
 )
+from api.audit import AuditAction
+from api.audit_trail import CALLER, Trail, audited
 from api.deps import AccountsDep, ClientIp, DbConn, PersonOnly
 
 router = APIRouter(prefix="/me", tags=["me"])
@@ -24,6 +26,7 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 
 
 @router.get("", response_model=UserPublic, summary="My account")
+@audited(AuditAction.USER_VIEWED, target_kind="user", target_param=CALLER, read=True)
 async def me(principal: PersonOnly, conn: DbConn, accounts: AccountsDep) -> UserPublic:
     """The caller's own account, unmasked."""
     assert principal.user_id is not None
@@ -34,6 +37,7 @@ async def me(principal: PersonOnly, conn: DbConn, accounts: AccountsDep) -> User
 
 
 @router.get("/sessions", response_model=list[SessionPublic], summary="My live sessions")
+@audited(AuditAction.SESSIONS_LISTED, target_kind="user", target_param=CALLER, read=True)
 async def my_sessions(principal: PersonOnly, conn: DbConn) -> list[SessionPublic]:
     """Every live session of the caller."""
     assert principal.user_id is not None
@@ -53,17 +57,23 @@ async def my_sessions(principal: PersonOnly, conn: DbConn) -> list[SessionPublic
 @router.delete(
     "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, summary="End a session"
 )
+@audited(AuditAction.SESSION_ENDED, target_kind="session", target_param="session_id")
 async def end_session(
-    session_id: Annotated[str, Path(pattern=UUID_PATTERN)], principal: PersonOnly, conn: DbConn
+    session_id: Annotated[str, Path(pattern=UUID_PATTERN)],
+    principal: PersonOnly,
+    conn: DbConn,
+    trail: Trail,
 ) -> None:
     """Revoke one of the caller's sessions (404 for anyone else's)."""
     row = await repo.session_by_public_id(conn, session_id)
     if row is None or row["user_id"] != principal.user_id or row["revoked_at"] is not None:
         raise UserNotFound("no such session")
     await repo.revoke_session(conn, row["id"], "ended_by_user")
+    await trail.record(conn)
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT, summary="Change password")
+@audited(AuditAction.USER_PASSWORD_CHANGED, target_kind="user", target_param=CALLER)
 async def change_password(
     body: PasswordChangeRequest,
     principal: PersonOnly,
@@ -80,6 +90,7 @@ async def change_password(
 
 
 @router.post("/email", status_code=status.HTTP_204_NO_CONTENT, summary="Change login email")
+@audited(AuditAction.USER_EMAIL_CHANGED, target_kind="user", target_param=CALLER)
 async def change_email(
     body: EmailChangeRequest,
     principal: PersonOnly,
@@ -96,6 +107,7 @@ async def change_email(
 
 
 @router.post("/phone", status_code=status.HTTP_204_NO_CONTENT, summary="Change phone number")
+@audited(AuditAction.USER_PHONE_CHANGED, target_kind="user", target_param=CALLER)
 async def change_phone(
     body: PhoneChangeRequest,
     principal: PersonOnly,
@@ -112,6 +124,7 @@ async def change_phone(
 
 
 @router.post("/mfa/disable", status_code=status.HTTP_204_NO_CONTENT, summary="Turn TOTP off")
+@audited(AuditAction.USER_MFA_DISABLED, target_kind="user", target_param=CALLER)
 async def disable_mfa(
     body: ReauthRequest,
     principal: PersonOnly,
@@ -126,6 +139,7 @@ async def disable_mfa(
 
 
 @router.post("/mfa/recovery-codes", response_model=list[str], summary="New recovery codes")
+@audited(AuditAction.USER_RECOVERY_CODES_REGENERATED, target_kind="user", target_param=CALLER)
 async def new_recovery_codes(
     body: ReauthRequest,
     principal: PersonOnly,

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Path
 from api.accounts import privacy, repo
 from api.accounts.errors import UserNotFound
 from api.accounts.models import ReauthRequest
+from api.audit import AuditAction
+from api.audit_trail import audited
 from api.deps import AccountsDep, ClientIp, CustomerOnly, DbConn, OperatorOnly
 from api.routers.users import UUID_PATTERN
 
@@ -16,6 +18,7 @@ router = APIRouter(prefix="/privacy", tags=["privacy"])
 
 
 @router.post("/customers/{customer_public_id}/erase", summary="Erase a customer")
+@audited(AuditAction.CUSTOMER_ERASED, target_kind="customer", target_param="customer_public_id")
 async def erase_customer(
     customer_public_id: Annotated[str, Path(pattern=UUID_PATTERN)],
     principal: OperatorOnly,
@@ -33,6 +36,7 @@ async def erase_customer(
 
 
 @router.post("/forget-me", summary="Erase my personal data")
+@audited(AuditAction.CUSTOMER_ERASED, target_kind="customer")
 async def forget_me(
     body: ReauthRequest,
     principal: CustomerOnly,

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Path, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.audit import AuditAction
+from api.audit_trail import Trail, audited
 from api.deps import OperatorOnly, StaffOnly, SyncDbConn
 from api.errors import Conflict, NotFound, problem_response
 from api.pagination import Page, Pagination
@@ -70,34 +72,46 @@ def validate_rule(spec: SpecBody, _: StaffOnly) -> Validation:
     summary="Create a rule",
     responses=INVALID,
 )
-def create_rule(spec: SpecBody, conn: SyncDbConn, _: OperatorOnly) -> Rule | JSONResponse:
+@audited(AuditAction.RULE_CREATED, target_kind="rule")
+def create_rule(
+    spec: SpecBody, conn: SyncDbConn, _: OperatorOnly, trail: Trail
+) -> Rule | JSONResponse:
     """Store a new rule; it applies from the next reading of each device in scope."""
     try:
-        return service.create_rule(conn, spec)
+        rule = service.create_rule(conn, spec)
     except InvalidRuleSpec as exc:
         return _invalid(exc)
     except RuleConflict as exc:
         raise Conflict(str(exc)) from exc
+    trail.record_sync(conn, target_id=str(rule.id), details={"key": rule.key})
+    return rule
 
 
 @router.put("/{rule_id}", response_model=Rule, summary="Replace a rule", responses=INVALID)
+@audited(AuditAction.RULE_UPDATED, target_kind="rule", target_param="rule_id")
 def replace_rule(
-    rule_id: RuleId, spec: SpecBody, conn: SyncDbConn, _: OperatorOnly
+    rule_id: RuleId, spec: SpecBody, conn: SyncDbConn, _: OperatorOnly, trail: Trail
 ) -> Rule | JSONResponse:
     """Replace a rule's spec (same key); its conditions restart for every device."""
     try:
-        return service.update_rule(conn, rule_id, spec)
+        rule = service.update_rule(conn, rule_id, spec)
     except InvalidRuleSpec as exc:
         return _invalid(exc)
     except RuleNotFound as exc:
         raise NotFound("no such rule") from exc
+    trail.record_sync(conn, details={"key": rule.key})
+    return rule
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Retire a rule")
-def delete_rule(rule_id: RuleId, conn: SyncDbConn, principal: OperatorOnly) -> Response:
+@audited(AuditAction.RULE_DELETED, target_kind="rule", target_param="rule_id")
+def delete_rule(
+    rule_id: RuleId, conn: SyncDbConn, principal: OperatorOnly, trail: Trail
+) -> Response:
     """Retire a rule: its open alerts are cleared, its history stays."""
     try:
         service.delete_rule(conn, rule_id, actor=principal.public_id, at=datetime.now(UTC))
     except RuleNotFound as exc:
         raise NotFound("no such rule") from exc
+    trail.record_sync(conn)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from api import audit
 from api.accounts import repo
 from api.accounts.errors import UserNotFound
 from api.accounts.models import UserCreate, UserPublic, UserRole
+from api.audit import AuditAction
+from api.audit_trail import Trail, audited
 from api.deps import AccountsDep, DbConn, OperatorOnly, StaffOnly
 from api.pagination import Page, Pagination, Sort, sort_param
 
@@ -21,6 +22,7 @@ UserSort = Annotated[Sort, sort_param(("created_at", "id"), "-created_at")]
 
 
 @router.get("", response_model=Page[UserPublic], summary="List accounts")
+@audited(AuditAction.USERS_LISTED, read=True)
 async def list_users(
     principal: StaffOnly,
     conn: DbConn,
@@ -57,8 +59,9 @@ async def list_users(
 @router.post(
     "", response_model=UserPublic, status_code=status.HTTP_201_CREATED, summary="Create an account"
 )
+@audited(AuditAction.USER_CREATED, target_kind="user")
 async def create_user(
-    body: UserCreate, principal: OperatorOnly, conn: DbConn, accounts: AccountsDep
+    body: UserCreate, principal: OperatorOnly, conn: DbConn, accounts: AccountsDep, trail: Trail
 ) -> UserPublic:
     """A new account; staff must enroll TOTP at first login."""
     row = await accounts.create_user(
@@ -69,18 +72,12 @@ async def create_user(
         display_name=body.display_name,
         customer_id=body.customer_id,
     )
-    await audit.record(
-        conn,
-        "user.create",
-        principal=principal,
-        target_kind="user",
-        target_id=str(row["public_id"]),
-        details={"role": body.role},
-    )
+    await trail.record(conn, target_id=str(row["public_id"]), details={"role": body.role})
     return accounts.public_user(row, principal)
 
 
 @router.get("/{public_id}", response_model=UserPublic, summary="One account")
+@audited(AuditAction.USER_VIEWED, target_kind="user", target_param="public_id", read=True)
 async def get_user(
     public_id: PublicId, principal: StaffOnly, conn: DbConn, accounts: AccountsDep
 ) -> UserPublic:
@@ -94,7 +91,10 @@ async def get_user(
 @router.post(
     "/{public_id}/disable", status_code=status.HTTP_204_NO_CONTENT, summary="Disable an account"
 )
-async def disable_user(public_id: PublicId, principal: OperatorOnly, conn: DbConn) -> None:
+@audited(AuditAction.USER_DISABLED, target_kind="user", target_param="public_id")
+async def disable_user(
+    public_id: PublicId, principal: OperatorOnly, conn: DbConn, trail: Trail
+) -> None:
     """Disable the account and end its sessions at once."""
     row = await repo.user_by_public_id(conn, public_id)
     if row is None:
@@ -103,6 +103,4 @@ async def disable_user(public_id: PublicId, principal: OperatorOnly, conn: DbCon
         "UPDATE users SET disabled_at = coalesce(disabled_at, now()) WHERE id = %s", (row["id"],)
     )
     await repo.revoke_user_sessions(conn, row["id"], "disabled")
-    await audit.record(
-        conn, "user.disable", principal=principal, target_kind="user", target_id=public_id
-    )
+    await trail.record(conn)

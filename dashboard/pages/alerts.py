@@ -77,11 +77,12 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         if not isinstance(trigger, dict) or not clicked:
             raise PreventUpdate  # rows re-rendered, nothing pressed
         alert_id = int(trigger["id"])
+        client = ctx.client_reference()
         with ctx.connection() as conn:
             if trigger["type"] == "alert-ack":
-                done = ctx.alert_actions.acknowledge(conn, alert_id, actor=principal.user_id)
+                done = ctx.alert_actions.acknowledge(conn, alert_id, actor=principal, client=client)
             else:
-                done = ctx.alert_actions.clear(conn, alert_id, actor=principal.user_id)
+                done = ctx.alert_actions.clear(conn, alert_id, actor=principal, client=client)
         return {"id": alert_id, "type": trigger["type"]}, f"#{alert_id}: {done}"
 
 

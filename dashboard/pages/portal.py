@@ -12,7 +12,9 @@ import dash
 from dash import Dash, Input, Output, State, dcc, html
 from pydantic import ValidationError
 
-from dashboard.auth import require
+from api.audit import AuditAction, customer_public_id
+from dashboard.actions import record_person_action
+from dashboard.auth import Principal, require
 from dashboard.context import DashboardContext
 from dashboard.i18n import format_time, t
 from dashboard.pages.customers import preferences_view
@@ -137,9 +139,7 @@ def register(app: Dash, ctx: DashboardContext) -> None:
     def save(
         _clicks: int | None, scope: str | None, channels: Any, delivery: Any, lang: str | None
     ) -> tuple[Any, str]:
-        customer_id = require("customer").customer_id
-        assert customer_id is not None
-        refused = save_preference(ctx, customer_id, scope, channels, delivery)
+        refused = save_preference(ctx, require("customer"), scope, channels, delivery)
         if refused:
             return dash.no_update, f"{t('prefs.refused', lang)} ({refused})"
         return {"scope": scope}, t("prefs.saved", lang)
@@ -209,16 +209,29 @@ def preferences_form(lang: str) -> html.Div:
 
 
 def save_preference(
-    ctx: DashboardContext, customer_id: int, scope: str | None, channels: Any, delivery: Any
+    ctx: DashboardContext, person: Principal, scope: str | None, channels: Any, delivery: Any
 ) -> str | None:
-    """Store one preference through notify; the reason it was refused, or None."""
+    """Store one preference through notify (and the audit log); why it was refused, or None."""
+    assert person.customer_id is not None
     try:
         update = PreferenceUpdate(device_uid=scope or None, channels=channels, delivery=delivery)
     except ValidationError:
         return "invalid"
     try:
         with ctx.connection() as conn:
-            notify_service.set_preference(conn, customer_id, update)
+            notify_service.set_preference(conn, person.customer_id, update)
+            record_person_action(
+                conn,
+                AuditAction.PREFERENCE_UPDATED,
+                person,
+                target=("customer", customer_public_id(conn, person.customer_id)),
+                client=ctx.client_reference(),
+                details={
+                    "device": update.device_uid,
+                    "channels": update.channels,
+                    "delivery": update.delivery,
+                },
+            )
     except NotifyError:  # e.g. a device this customer does not have
         return "not found"
     return None

@@ -12,6 +12,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from api import deps
+from api.audit_trail import AuditSpec, audit_spec_of
 from api.routers.auth import enrolling_user
 
 GUARD_NAMES = {
@@ -32,6 +33,7 @@ class RouteInfo:
     path: str
     guards: frozenset[str]
     owned_device: bool
+    audit: AuditSpec | None = None
 
     def url(self, device_uid: str) -> str:
         """The path with every parameter filled (devices by `device_uid`, others made up)."""
@@ -77,5 +79,7 @@ def all_routes(app: FastAPI) -> list[RouteInfo]:
         calls = set(_calls(route.dependant))
         guards = frozenset(name for fn, name in GUARD_NAMES.items() if fn in calls)
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            found.append(RouteInfo(method, path, guards, deps.owned_device in calls))
+            found.append(
+                RouteInfo(method, path, guards, deps.owned_device in calls, audit_spec_of(route))
+            )
     return found

@@ -80,9 +80,13 @@ def test_erasure_removes_personal_data_and_detaches_devices(
     assert active["n"] == 0
     assert probe_api.post(url, headers=operator.headers).status_code == 404
     events = probe_api.get(
-        "/api/v1/audit", params={"action": "privacy.erase"}, headers=operator.headers
+        "/api/v1/audit", params={"action": "customer.erased"}, headers=operator.headers
     ).json()["items"]
-    assert [e["target_id"] for e in events] == [str(public_id)]
+    # The erasure, then the second attempt on a customer who is gone (newest first).
+    assert [(e["target_id"], e["outcome"]) for e in events] == [
+        (str(public_id), "denied"),
+        (str(public_id), "success"),
+    ]
 
 
 def test_customer_can_forget_themself_after_reauthentication(

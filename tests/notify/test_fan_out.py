@@ -6,6 +6,10 @@ import threading
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import psycopg
+import pytest
+from psycopg.pq import TransactionStatus
+
 from notify import service
 from notify.models import ChannelName, Delivery, PreferenceUpdate, ProfileUpdate
 from store.db import connect
@@ -320,3 +324,32 @@ def test_escalation_is_not_sent_when_the_operator_acknowledged_the_alert(world: 
         "escalation": ("email", "suppressed", "acknowledged"),
     }
     assert [m.purpose for m in email.delivered] == ["moment"]
+
+
+def test_a_failed_fan_out_writes_nothing_and_leaves_the_moment_for_the_next_pass(
+    world: World,
+) -> None:
+    _family(world)
+    moment = world.moment("ev-1", "ev.charge_complete", {"soc_pct": 80, "range_km": 320})
+    outbox = make_outbox(world.cipher)
+    world.db.execute(
+        """CREATE FUNCTION test_refuse_posts() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'feed unavailable'; END $$"""
+    )
+    world.db.execute(
+        "CREATE TRIGGER test_refuse_posts BEFORE INSERT ON feed_posts "
+        "FOR EACH ROW EXECUTE FUNCTION test_refuse_posts()"
+    )
+    try:
+        with pytest.raises(psycopg.errors.RaiseException, match="feed unavailable"):
+            outbox.fan_out(world.db)
+        assert world.db.info.transaction_status == TransactionStatus.IDLE
+        assert world.feed("aiko") == [] and world.outbox("aiko") == []
+        assert world.db.execute("SELECT moment_id FROM notify_inbox").fetchall() == [
+            {"moment_id": moment}
+        ]
+    finally:
+        world.db.execute("DROP TRIGGER test_refuse_posts ON feed_posts")
+        world.db.execute("DROP FUNCTION test_refuse_posts()")
+    assert outbox.fan_out(world.db) == 1
+    assert [p["moment_id"] for p in world.feed("aiko")] == [moment]

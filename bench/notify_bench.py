@@ -474,6 +474,53 @@ def _ratio(loaded: dict[str, Any], reference: dict[str, Any], key: str) -> float
     return round(loaded[key] / reference[key], 2)
 
 
+# ---------------------------------------------------------------- fan-out alone
+
+
+def measure_fan_out(
+    url: str, settings: Settings, rounds: int, batch_moments: int
+) -> dict[str, Any]:
+    """Outbox.fan_out timed on its own (no ingest, no broker, no polling): lone moments and
+    batches of `batch_moments`, each committed before the pass that fans it out."""
+    from notify.main import build_outbox
+
+    outbox = build_outbox(settings, {})
+    uids = [f"probe-{i}" for i in range(max(batch_moments, 1))]
+    results: dict[str, Any] = {}
+    counter = 0
+    with connect(url, autocommit=True) as conn, connect(url, autocommit=True) as writer:
+        conn.execute("SET synchronous_commit = off")  # as the notify component does
+        for label, size, count in (("lone", 1, rounds), ("batch", batch_moments, rounds // 10)):
+            if size < 1 or count < 1:
+                continue
+            times = []
+            for _ in range(count):
+                with writer.transaction(), writer.cursor() as cur:
+                    cur.executemany(
+                        """INSERT INTO moments (device_id, kind, severity, occurred_at, facts,
+                                                dedup_key)
+                           SELECT id, 'ev.charge_complete', 'info', now(), %s, %s
+                           FROM devices WHERE uid = %s""",
+                        [
+                            ('{"soc_pct": 80, "range_km": 320}', f"f{counter + i}", uids[i])
+                            for i in range(size)
+                        ],
+                    )
+                counter += size
+                started = time.perf_counter()
+                done = outbox.fan_out(conn)
+                times.append((time.perf_counter() - started) * 1000)
+                if done != size:
+                    raise RuntimeError(f"fan-out took {done} moments, expected {size}")
+            results[label] = {
+                "moments_per_pass": size,
+                "passes": count,
+                "p50_ms": round(statistics.median(sorted(times)), 2),
+                "p99_ms": _percentile(sorted(times), 0.99),
+            }
+    return results
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -497,6 +544,10 @@ def notify(
         bool,
         typer.Option(help="Run ingest and notify as threads of the benchmark (one GIL)."),
     ] = False,
+    fan_out_only: Annotated[
+        bool,
+        typer.Option(help="Only time Outbox.fan_out (lone moments and batches), no pipeline."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Latency from a published event to the post in the in-app feed, idle and under load."""
@@ -506,6 +557,18 @@ def notify(
     with running_services(base, migrate=False) as live:
         assert live.database_url is not None
         with scratch_database(live.database_url, "notify") as url:
+            if fan_out_only:
+                provision(url, fridges, max(batch_moments, 1))
+                fan_out = measure_fan_out(url, live, 3 * moment_probes, batch_moments)
+                report = {
+                    "benchmark": "notify fan-out",
+                    **fan_out,
+                    "cpu_count": os.cpu_count(),
+                    "load_avg_1m_before": load_before,
+                    "load_avg_1m_after": round(os.getloadavg()[0], 2),
+                }
+                typer.echo(json.dumps(report, indent=None if as_json else 2))
+                return
             prefix = f"kzbench{secrets.token_hex(3)}"
             ingest = live.ingest.model_copy(update={"client_id": f"ingest-{prefix}"})
             if ingest_batch_wait_ms is not None:

@@ -20,11 +20,16 @@ from rules.conditions import (
     referenced_metrics,
 )
 from rules.models import RuleSpec
+from rules.vector import ColumnarRule, NotVectorizable
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A rule ready to evaluate: its spec, its evaluator tree and what it reads."""
+    """A rule ready to evaluate: its spec, its evaluator tree and what it reads.
+
+    `columnar` is the same condition in columnar form when every part of it vectorizes
+    (rules/vector.py); the live step then evaluates the rule with it, many devices at once.
+    """
 
     id: int
     version: int
@@ -35,6 +40,7 @@ class CompiledRule:
     scope_model_id: str | None = None
     scope_device_id: int | None = None
     scope_customer_id: int | None = None
+    columnar: ColumnarRule | None = None
 
     def facts(self, values: dict[str, Any], observations: dict[str, Any]) -> dict[str, Any]:
         """The moment's facts: literals, then named observations or last-known metric values."""
@@ -60,6 +66,10 @@ def compile_rule(
     metrics = set(referenced_metrics(spec.when))
     if spec.actions.moment is not None:
         metrics.update(spec.actions.moment.facts_from.values())
+    try:
+        columnar: ColumnarRule | None = ColumnarRule(spec.when, metrics, rule_id, version)
+    except NotVectorizable:
+        columnar = None
     return CompiledRule(
         id=rule_id,
         version=version,
@@ -70,6 +80,7 @@ def compile_rule(
         scope_model_id=scope_model_id,
         scope_device_id=scope_device_id,
         scope_customer_id=scope_customer_id,
+        columnar=columnar,
     )
 
 
@@ -105,6 +116,7 @@ class RuleState:
     due_at: float | None = None
     stored: bool = False
     changed: bool = False
+    snapshot: tuple[Any, ...] | None = None  # the stored values as loaded (write only changes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ def sweep(pool: ConnectionPool[Connection[DictRow]], runner: RuleRunner) -> int:
         with pool.connection() as conn, conn.transaction():
             stats = runner.fire_due(conn, BATCH_LIMIT)
         fired += stats.evaluations
-        if stats.evaluations < BATCH_LIMIT:
+        if not stats.claim_limit_reached:
             return fired
 
 

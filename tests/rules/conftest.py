@@ -96,14 +96,15 @@ class Feeder:
 
     url: str
     clock: FakeClock = field(default_factory=FakeClock)
+    columnar: bool = True  # False: every rule through the per-device engine
     runner: RuleRunner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runner = RuleRunner(self.clock)
+        self.runner = RuleRunner(self.clock, columnar=self.columnar)
 
     def restart(self) -> None:
         """A new engine with no memory, as after a process restart."""
-        self.runner = RuleRunner(self.clock)
+        self.runner = RuleRunner(self.clock, columnar=self.columnar)
 
     def reading(self, device: Device, at: datetime, **metrics: Any) -> AcceptedReading:
         """A reading as ingest would hand it over."""
@@ -133,7 +134,7 @@ class Feeder:
             with contextlib.closing(connect(self.url)) as conn, conn.transaction():
                 stats = self.runner.fire_due(conn, 100)
             total += stats.evaluations
-            if stats.evaluations < 100:
+            if not stats.claim_limit_reached:
                 return total
 
 

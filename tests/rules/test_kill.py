@@ -28,6 +28,8 @@ OUTCOME_QUERIES = {
     "notices": "SELECT device_id, message, occurred_at FROM operator_notifications ORDER BY 1, 3",
     "states": "SELECT rule_id, device_id, holding, last_ts, due_at, state FROM rule_states"
     " ORDER BY 1, 2",
+    "columnar_states": "SELECT device_id, slots, raw_values, due_at FROM columnar_rule_states"
+    " ORDER BY 1",
     # ids come from sequences, which a rolled-back transaction still advances: compare content
     "history": "SELECT a.device_id, a.rule_id, h.at, h.from_status, h.to_status"
     " FROM alert_history h JOIN alerts a ON a.id = h.alert_id ORDER BY 1, 2, 3, 5",
@@ -68,6 +70,7 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
     assert len(expected["alerts"]) > 20  # the timeline really does open and clear alerts
     assert any(a["key"] == "k.silent" for a in expected["alerts"])  # fired by the scheduler
     assert any(a["key"] == "k.door" for a in expected["alerts"])
+    assert len(expected["columnar_states"]) == kill_scenario.DEVICES  # the rules ran columnar
 
     _prepare(database_url)
     rng = random.Random(int.from_bytes(os.urandom(4)))

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from datetime import timedelta
+from typing import Any
 
+import pytest
 from psycopg import Connection
 from psycopg.rows import DictRow
 
 from ingest.records import StoredBatch
 from rules import service
-from rules.runner import RuleRunner
+from rules.engine import CompiledRule
+from rules.runner import RuleRunner, stored_states
+from rules.vector import ColumnarRule
 from store.db import connect
 from tests.rules.conftest import (
     T0,
@@ -226,6 +229,8 @@ def test_deleting_a_rule_clears_its_alerts_and_its_timers(
     feeder.clock.advance(minutes=20)
     assert feeder.sweep() == 0
     assert rows(db, "SELECT count(*) AS n FROM rule_states")[0]["n"] == 0
+    # the sweep met the deleted rules' timer in the device's packed row and dropped the row
+    assert rows(db, "SELECT count(*) AS n FROM columnar_rule_states")[0]["n"] == 0
 
 
 def test_manual_clear_while_the_condition_still_holds_waits_for_a_new_edge(
@@ -261,8 +266,10 @@ def test_timer_due_time_is_stored_for_the_scheduler(
     make_rule(db, "t.door", "refrigerator", DOOR_OPEN_10M)
     fridge = add_device(db, "refrigerator")
     feeder.send(fridge, T0, door_open=True)
-    [state] = rows(db, "SELECT due_at, holding FROM rule_states")
-    assert state == {"due_at": T0 + timedelta(minutes=10), "holding": False}
+    [state] = stored_states(db, feeder.runner.rules).values()
+    assert (state.due_at, state.holding) == ((T0 + minutes(10)).timestamp(), False)
+    # the column the scheduler claims by (the rule runs in columnar form: one row per device)
+    assert rows(db, "SELECT due_at FROM columnar_rule_states") == [{"due_at": T0 + minutes(10)}]
 
 
 class Exploding:
@@ -274,8 +281,23 @@ class Exploding:
         raise ZeroDivisionError("bug")
 
 
+class ExplodingColumnar(ColumnarRule):
+    """A columnar rule with a bug (the seam: a compiled rule's columnar form)."""
+
+    def advance(self, rows: Any, inputs: Any) -> Any:
+        raise ZeroDivisionError("bug")
+
+
+def _with_bug(rule: CompiledRule, path: str) -> CompiledRule:
+    if path == "engine":  # without a columnar form the rule runs through the engine
+        return dataclasses.replace(rule, root=Exploding(), columnar=None)
+    exploding = ExplodingColumnar(rule.spec.when, rule.metrics, rule.id, rule.version)
+    return dataclasses.replace(rule, columnar=exploding)
+
+
+@pytest.mark.parametrize("path", ["engine", "columnar"])
 def test_a_broken_rule_never_stops_the_batch_or_the_other_rules(
-    db: Connection[DictRow], feeder: Feeder
+    db: Connection[DictRow], feeder: Feeder, path: str
 ) -> None:
     good = make_rule(db, "t.warm", "refrigerator", TOO_WARM)
     buggy = make_rule(db, "t.buggy", "refrigerator", TOO_WARM)
@@ -288,6 +310,65 @@ def test_a_broken_rule_never_stops_the_batch_or_the_other_rules(
         feeder.runner.rules.refresh(conn)
     rules = feeder.runner.rules.by_id
     assert set(rules) == {good, buggy}  # the unreadable rule is skipped (and logged)
-    feeder.runner.rules.load([rules[good], dataclasses.replace(rules[buggy], root=Exploding())])
+    feeder.runner.rules.load([rules[good], _with_bug(rules[buggy], path)])
     feeder.send(fridge, T0, fridge_temp_c=10.0)
     assert [a["rule_id"] for a in alerts(db, fridge)] == [good]
+    states = stored_states(db, feeder.runner.rules)
+    assert states[(good, fridge.id)].holding
+    assert not states[(buggy, fridge.id)].holding  # restarted, and never held
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_a_timer_set_before_the_rule_was_edited_does_not_fire(
+    db: Connection[DictRow], database_url: str, columnar: bool
+) -> None:
+    feeder = Feeder(database_url, columnar=columnar)
+    rule_id = make_rule(db, "t.door", "refrigerator", DOOR_OPEN_10M)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, door_open=True)
+    longer = {"duration": {"for": "20m", "condition": DOOR_OPEN_10M["duration"]["condition"]}}
+    spec = {"key": "t.door", "name": "n", "scope": {"model": "refrigerator"}, "when": longer}
+    service.update_rule(db, rule_id, {**spec, "actions": {"alert": {}}})
+    feeder.clock.advance(minutes=11)
+    assert feeder.sweep() == 0  # the 10-minute timer belonged to version 1
+    assert alerts(db, fridge) == []
+    state = stored_states(db, feeder.runner.rules)[(rule_id, fridge.id)]
+    assert (state.version, state.due_at, state.state) == (2, None, {"v": {}, "n": {}})
+    feeder.send(fridge, T0 + minutes(12), door_open=True)  # version 2 starts counting here
+    assert (
+        stored_states(db, feeder.runner.rules)[(rule_id, fridge.id)].due_at
+        == (T0 + minutes(32)).timestamp()
+    )
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_a_disabled_rule_keeps_holding_so_its_alert_clears_once_enabled_again(
+    db: Connection[DictRow], database_url: str, columnar: bool
+) -> None:
+    feeder = Feeder(database_url, columnar=columnar)
+    rule_id = make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, fridge_temp_c=10)
+    spec = {"key": "t.warm", "name": "n", "scope": {"model": "refrigerator"}, "when": TOO_WARM}
+    service.update_rule(db, rule_id, {**spec, "actions": {"alert": {}}, "enabled": False})
+    feeder.send(fridge, T0 + minutes(1), fridge_temp_c=3)  # disabled: nothing is decided
+    assert [a["status"] for a in alerts(db, fridge)] == ["active"]
+    service.update_rule(db, rule_id, {**spec, "actions": {"alert": {}}})
+    feeder.send(fridge, T0 + minutes(2), fridge_temp_c=7)  # restarted, still held: clears
+    [alert] = alerts(db, fridge)
+    assert (alert["status"], alert["cleared_at"]) == ("cleared", T0 + minutes(2))
+
+
+def test_a_deleted_rule_leaves_the_packed_row_at_the_next_write(
+    db: Connection[DictRow], feeder: Feeder
+) -> None:
+    kept = make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    deleted = make_rule(db, "t.door", "refrigerator", DOOR_OPEN_10M)
+    fridge = add_device(db, "refrigerator")
+    feeder.send(fridge, T0, door_open=True, fridge_temp_c=5)
+    assert set(stored_states(db, feeder.runner.rules)) == {(kept, fridge.id), (deleted, fridge.id)}
+    service.delete_rule(db, deleted, actor="op", at=T0 + minutes(1))
+    feeder.send(fridge, T0 + minutes(2), door_open=True, fridge_temp_c=5)
+    assert set(stored_states(db, feeder.runner.rules)) == {(kept, fridge.id)}
+    # the deleted rule's 10-minute timer went with it
+    assert rows(db, "SELECT due_at FROM columnar_rule_states") == [{"due_at": None}]

@@ -21,6 +21,11 @@ def connection_kwargs(
         "connect_timeout": int(config.connect_timeout_s),
         "application_name": application_name,
         "options": f"-c statement_timeout={config.statement_timeout_ms} -c timezone=UTC",
+        "keepalives": 1,
+        "keepalives_idle": config.tcp_keepalive_idle_s,
+        "keepalives_interval": config.tcp_keepalive_interval_s,
+        "keepalives_count": config.tcp_keepalive_count,
+        "tcp_user_timeout": config.tcp_user_timeout_ms,
     }
 
 

@@ -196,7 +196,7 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
                     {"id": "device-metric", "property": "value", "value": "soc_pct"},
                     {"id": "device-range", "property": "value", "value": "7d"},
                 ],
-                [{"id": "device-uid", "property": "data", "value": "dev-000004"}, tz],
+                [{"id": "device-uid", "property": "data", "value": "dev-000004"}, tz, *lang],
             ),
             "devices_table_last_page_by_last_seen": _callback(
                 client,

@@ -11,6 +11,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from dashboard.auth import require
 from dashboard.context import DashboardContext
 from dashboard.i18n import format_time, t
+from dashboard.metric_labels import BOOLEAN_LABELS, metric_label
 from dashboard.ui import PALETTE, Figure, badge, base_figure, card, empty, graph, loading, table
 from devices import reporting as devices_reporting
 from devices.catalog import ProductModel
@@ -101,13 +102,16 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         Output("device-metric", "options"),
         Output("device-metric", "value"),
         Input("device-uid", "data"),
+        State("lang", "value"),
     )
-    def metrics(uid: str) -> tuple[list[dict[str, str]], str | None]:
+    def metrics(uid: str, lang: str | None) -> tuple[list[dict[str, str]], str | None]:
         require("operator")
         with ctx.connection() as conn:
             detail = devices_reporting.device_detail(conn, str(uid)[:64])
-        names = numeric_metrics(ctx.models.get(detail.model_id)) if detail else []
-        return [{"label": n, "value": n} for n in names], (names[0] if names else None)
+        model = ctx.models.get(detail.model_id) if detail else None
+        names = numeric_metrics(model)
+        options = [{"label": metric_label(n, lang, model), "value": n} for n in names]
+        return options, (names[0] if names else None)
 
     @app.callback(
         Output("device-chart", "figure"),
@@ -115,17 +119,22 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         Input("device-range", "value"),
         State("device-uid", "data"),
         State("viewer-tz", "data"),
+        State("lang", "value"),
     )
-    def chart(metric: str | None, range_key: str, uid: str, tz: str | None) -> Figure:
+    def chart(
+        metric: str | None, range_key: str, uid: str, tz: str | None, lang: str | None
+    ) -> Figure:
         require("operator")
         with ctx.connection() as conn:
             detail = devices_reporting.device_detail(conn, str(uid)[:64])
         fig = base_figure(height=300)
         if detail is None or not metric:
             return fig
-        if metric not in numeric_metrics(ctx.models.get(detail.model_id)):
+        model = ctx.models.get(detail.model_id)
+        if metric not in numeric_metrics(model):
             return fig
-        return series_figure(chart_series(ctx, detail, metric, range_key), tz)
+        points = chart_series(ctx, detail, metric, range_key)
+        return series_figure(points, tz, y_title=metric_label(metric, lang, model))
 
     @app.callback(
         Output("device-head", "children"),
@@ -149,8 +158,9 @@ def register(app: Dash, ctx: DashboardContext) -> None:
             moments = rules_reporting.recent_moments(conn, device_id=detail.id, limit=20)
             messages = notify_reporting.device_messages(conn, detail.id, limit=20)
             commands = devices_reporting.recent_commands(conn, detail.id, limit=20)
-        return device_head(detail, tz, lang), [
-            card(t("device.twin", lang), twin_table(detail, tz, lang)),
+        model = ctx.models.get(detail.model_id)
+        return device_head(detail, tz, lang, model), [
+            card(t("device.twin", lang), twin_table(detail, tz, lang, model)),
             card(t("device.alerts", lang), _alerts(alerts, tz, lang)),
             card(t("device.moments", lang), _moments(moments, tz, lang)),
             card(t("device.messages", lang), _messages(messages, tz, lang)),
@@ -158,9 +168,11 @@ def register(app: Dash, ctx: DashboardContext) -> None:
         ]
 
 
-def series_figure(points: list[BucketStat], tz: str | None) -> Figure:
-    """Mean line with a min–max band, in the viewer's time zone."""
+def series_figure(points: list[BucketStat], tz: str | None, *, y_title: str = "") -> Figure:
+    """Mean line with a min–max band, in the viewer's time zone; `y_title` names the metric."""
     fig = base_figure(height=300)
+    if y_title:
+        fig.update_layout(yaxis={"title": {"text": y_title}}, margin={"l": 60})
     times = [format_time(p.bucket, tz, seconds=True) for p in points]
     fig.add_trace(
         "scatter",
@@ -194,15 +206,21 @@ def series_figure(points: list[BucketStat], tz: str | None) -> Figure:
     return fig
 
 
-def device_head(detail: devices_reporting.DeviceDetail, tz: str | None, lang: str | None) -> Any:
+def device_head(
+    detail: devices_reporting.DeviceDetail,
+    tz: str | None,
+    lang: str | None,
+    model: ProductModel | None = None,
+) -> Any:
     """Title line: uid, nickname, model, connection badge and last seen."""
     status = "online" if detail.online else "offline"
+    kind = model.names.get("ja" if lang == "ja" else "en", detail.model_id) if model else None
     return [
         html.H2([detail.uid, html.Span(detail.nickname or "", className="muted nick")]),
         html.Div(
             [
                 badge(t(f"common.{status}", lang), status),
-                html.Span(detail.model_id, className="muted"),
+                html.Span(kind or detail.model_id, className="muted"),
                 html.Span(f"fw {detail.firmware or '—'}", className="muted"),
                 html.Span(
                     f"{t('col.last_seen', lang)}: {format_time(detail.last_seen, tz)}",
@@ -222,11 +240,27 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
 
 
-def twin_table(detail: devices_reporting.DeviceDetail, tz: str | None, lang: str | None) -> Any:
-    """Each metric: what the device reported, when, and what is desired."""
-    names = sorted(set(detail.reported) | set(detail.desired))
-    if not names:
+def _shown(value: Any, lang: str | None) -> str:
+    """A twin value for people: booleans as words in their language, numbers rounded."""
+    raw = value["v"] if isinstance(value, dict) and "v" in value else value
+    if isinstance(raw, bool):
+        return BOOLEAN_LABELS[raw][1 if lang == "ja" else 0]
+    return _value(value)
+
+
+def twin_table(
+    detail: devices_reporting.DeviceDetail,
+    tz: str | None,
+    lang: str | None,
+    model: ProductModel | None = None,
+) -> Any:
+    """Each metric (by its human name and unit): what the device reported, when, and desired."""
+    present = set(detail.reported) | set(detail.desired)
+    if not present:
         return empty(lang)
+    # The product model's order first (the way its maker groups them), then anything else.
+    known = [n for n in (model.metrics if model else {}) if n in present]
+    names = known + sorted(present - set(known))
     rows = []
     for name in names:
         reported = detail.reported.get(name)
@@ -242,10 +276,10 @@ def twin_table(detail: devices_reporting.DeviceDetail, tz: str | None, lang: str
         )
         rows.append(
             [
-                name,
-                _value(reported) if reported is not None else "—",
+                metric_label(name, lang, model),
+                _shown(reported, lang) if reported is not None else "—",
                 when,
-                html.Span(_value(desired), className="mismatch" if mismatch else "")
+                html.Span(_shown(desired, lang), className="mismatch" if mismatch else "")
                 if desired is not None
                 else "",
             ]

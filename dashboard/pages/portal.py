@@ -17,6 +17,7 @@ from dashboard.actions import record_person_action
 from dashboard.auth import Principal, require
 from dashboard.context import DashboardContext
 from dashboard.i18n import format_time, t
+from dashboard.metric_labels import format_reading, metric_label, metric_name
 from dashboard.pages.customers import preferences_view
 from dashboard.pages.device import chart_series, numeric_metrics, series_figure, twin_table
 from dashboard.ui import badge, base_figure, card, empty, graph, loading
@@ -105,16 +106,18 @@ def register(app: Dash, ctx: DashboardContext) -> None:
             )
         if detail is None:
             return empty(lang, "common.not_found")
-        metrics = numeric_metrics(ctx.models.get(detail.model_id))
+        model = ctx.models.get(detail.model_id)
+        metrics = numeric_metrics(model)
+        title = metric_label(metrics[0], lang, model) if metrics else ""
         fig = (
-            series_figure(chart_series(ctx, detail, metrics[0], "24h"), tz)
+            series_figure(chart_series(ctx, detail, metrics[0], "24h"), tz, y_title=title)
             if metrics
             else base_figure()
         )
         return [
-            html.H4(metrics[0] if metrics else ""),
+            html.H4(title, id="portal-chart-title"),
             graph(fig, "portal-chart"),
-            twin_table(detail, tz, lang),
+            twin_table(detail, tz, lang, model),
         ]
 
     @app.callback(
@@ -243,9 +246,8 @@ def product_card(
     """One of my products: name, connection and a few current readings."""
     model = ctx.models.get(p.model_id)
     kind = model.names["ja" if lang == "ja" else "en"] if model else p.model_id
-    specs = model.metrics if model else {}
     readings = [
-        html.Li(f"{name}: {_short(value)} {(specs[name].unit or '') if name in specs else ''}")
+        html.Li(f"{metric_name(name, lang)}: {format_reading(name, value, lang, model)}")
         for name, value in list(p.reported.items())[:4]
     ]
     status = "online" if p.online else "offline"
@@ -264,8 +266,3 @@ def product_card(
         className="product-card",
         id={"type": "product-card", "uid": p.uid},
     )
-
-
-def _short(value: Any) -> str:
-    v = value.get("v") if isinstance(value, dict) else value
-    return f"{v:,.1f}" if isinstance(v, float) else str(v)

@@ -154,7 +154,7 @@ def test_customer_cannot_open_another_customers_product_by_id(
         [{"id": "portal-product", "property": "value", "value": "alice-car"}],
         state,
     )
-    assert "soc_pct" in own.text
+    assert "State of charge (%)" in own.text
     for forged in ("bob-car", "fleet-001", "' OR 1=1 --", "x" * 500):
         response = callback(
             client,
@@ -165,7 +165,7 @@ def test_customer_cannot_open_another_customers_product_by_id(
         )
         assert response.status_code == 200
         assert "Not found" in response.text
-        assert "22.0" not in response.text and "soc_pct" not in response.text
+        assert "22.0" not in response.text and "State of charge" not in response.text
 
 
 def test_sign_out_revokes_the_session(dashboard: DashboardServer, fleet: Fleet) -> None:

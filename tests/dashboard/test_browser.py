@@ -149,6 +149,13 @@ def _shot(driver: Any, name: str) -> None:
         driver.set_window_size(WINDOW_WIDTH, WINDOW_HEIGHT)
 
 
+def _choose_language(driver: Any, label: str) -> None:
+    """Pick a language in the header's language menu, as a person would."""
+    driver.find_element("css selector", ".lang-select").click()
+    _wait(driver, "body", label)
+    driver.find_element("xpath", f"//*[normalize-space(text())='{label}']").click()
+
+
 def _sign_in(driver: Any, server: DashboardServer, user: SeedUser) -> None:
     driver.get(server.url + "/")
     _wait(driver, "#login-email").send_keys(user.email)
@@ -179,10 +186,20 @@ def test_operator_signs_in_sees_fleet_opens_device_and_acknowledges_alert(
     assert driver.title == "Kizuna"
     _shot(driver, "devices")
     driver.find_element("css selector", "#devices-table a[href='/devices/alice-car']").click()
-    _wait(driver, "#twin-table", "soc_pct")
+    _wait(driver, "#twin-table", "State of charge (%)")
     _wait(driver, "#device-chart .scatterlayer .trace")
     _wait(driver, "#device-head", "alice-car")
+    _wait(driver, "#device-chart .ytitle", "State of charge (%)")
+    assert "soc_pct" not in _text(driver, "main")  # people read names, not identifiers
     _shot(driver, "device")
+    _choose_language(driver, "日本語")
+    _wait(driver, "#twin-table", "充電残量（%）")
+    _wait(driver, "#device-head", "電気自動車")
+    _wait(driver, "#device-chart .ytitle", "充電残量（%）")
+    assert "soc_pct" not in _text(driver, "main")
+    _shot(driver, "device_ja")
+    _choose_language(driver, "English")
+    _wait(driver, "#twin-table", "State of charge (%)")
 
     driver.get(dashboard.url + "/alerts")
     _wait(driver, "#alerts-table")
@@ -208,15 +225,17 @@ def test_customer_signs_in_and_sees_only_their_products(
     _wait(driver, ".product-card", "Alice Car")
     _wait(driver, "#feed-list")
     _wait(driver, "#portal-chart .scatterlayer .trace")
+    _wait(driver, "#portal-chart-title", "State of charge (%)")
     page = _text(driver, "main")
     assert "Alice Fridge" in page
     assert "Bob" not in page and "bob-car" not in page and "fleet-0" not in page
+    assert "soc_pct" not in page and "State of charge: " in page
     _shot(driver, "portal")
-    driver.find_element("css selector", ".lang-select").click()
-    _wait(driver, "body", "日本語")
-    driver.find_element("xpath", "//*[normalize-space(text())='日本語']").click()
+    _choose_language(driver, "日本語")
     _wait(driver, ".page-head h2", "マイ製品")
     _wait(driver, "#portal-chart .scatterlayer .trace")
+    _wait(driver, "#portal-chart-title", "充電残量（%）")
+    _wait(driver, ".product-card", "充電残量: ")
     _shot(driver, "portal_ja")
     driver.get(dashboard.url + "/devices/bob-car")
     _wait(driver, ".page-body", t("common.forbidden", "ja"))  # the language choice persists

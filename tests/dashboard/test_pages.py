@@ -124,9 +124,10 @@ def test_device_detail_shows_twin_alerts_messages(
         [{"id": "device-uid", "property": "data", "value": "alice-car"}, TICK, TZ],
         lang("ja"),
     )
-    text = response.text
-    assert "soc_pct" in text and "81.50" in text  # reported
-    assert "charge_limit_pct" in text  # desired
+    text = json.dumps(response.json(), ensure_ascii=False)
+    assert "充電残量（%）" in text and "81.50" in text  # reported, named for people
+    assert "充電上限（%）" in text  # desired
+    assert "soc_pct" not in text and "charge_limit_pct" not in text
     assert "ev.low_battery" in text  # alert
     assert "\\u5145\\u96fb" in text or "充電" in text  # the message in Japanese
     assert "\\u30aa\\u30f3\\u30e9\\u30a4\\u30f3" in text or "オンライン" in text
@@ -139,7 +140,7 @@ def test_seven_day_chart_is_downsampled_by_the_database_quickly(
         {"id": "device-metric", "property": "value", "value": "soc_pct"},
         {"id": "device-range", "property": "value", "value": "7d"},
     ]
-    state = [{"id": "device-uid", "property": "data", "value": "alice-car"}, TZ]
+    state = [{"id": "device-uid", "property": "data", "value": "alice-car"}, TZ, *lang("en")]
     timings = []
     for _ in range(3):
         started = time.perf_counter()
@@ -159,7 +160,7 @@ def test_chart_refuses_metrics_the_model_does_not_have(
         {"id": "device-metric", "property": "value", "value": "vals[1]); DROP"},
         {"id": "device-range", "property": "value", "value": "9999d"},
     ]
-    state = [{"id": "device-uid", "property": "data", "value": "alice-car"}, TZ]
+    state = [{"id": "device-uid", "property": "data", "value": "alice-car"}, TZ, *lang("en")]
     response = callback(operator, dashboard.app, "device-chart.figure", inputs, state)
     assert response.status_code == 200
     assert response.json()["response"]["device-chart"]["figure"]["data"] == []

@@ -16,8 +16,6 @@ from devices.cli import app as devices_app
 from simulator.cli import app as simulate_app
 
 console = Console(stderr=True)
-
-
 app = typer.Typer(
     help="Kizuna: connected products that speak to their owners as friends.",
     no_args_is_help=True,

@@ -108,7 +108,7 @@ def assert_event(
         assert row["details"].get(key) == value, (key, row["details"])
 
 
-def testclient_ref(settings: Settings) -> str:
+def local_client_ref(settings: Settings) -> str:
     """The pseudonym of the TestClient's peer ("testclient")."""
     return client_reference(settings.secret_key.get_secret_value(), "testclient")
 
@@ -167,7 +167,7 @@ def test_device_registry_and_people_changes_are_recorded(
         actor=operator,
         target=("device", uid),
         details={"model_id": "ev"},
-        client=testclient_ref(api_settings),
+        client=local_client_ref(api_settings),
     )
     assigned = api.put(
         f"{API}/devices/{uid}/owner",
@@ -386,7 +386,7 @@ def test_password_reset_is_recorded(
         actor=customer_a,
         target=me,
         details={"sessions_ended": True},
-        client=testclient_ref(api_settings),
+        client=local_client_ref(api_settings),
     )
 
 

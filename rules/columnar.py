@@ -213,10 +213,10 @@ class _RuleRows:
         return first
 
     def seal(self) -> None:
-        """Join the chunks into one matrix."""
+        """Join the chunks into one matrix (column-major: nodes work on columns)."""
         if self._chunks:
             self.positions = np.concatenate(self._positions)
-            self.rows = np.concatenate(self._chunks)
+            self.rows = np.asfortranarray(np.concatenate(self._chunks))
 
 
 @dataclass(slots=True)
@@ -430,9 +430,12 @@ class ColumnarBatch:
                 {m: c.kinds[at] for m, c in columns.items()},
                 {m: c.numbers[at] for m, c in columns.items()},
             )
-            rows = rule_rows.rows[rows_k]
-            triggered, cleared = columnar.advance(rows, step)
-            rule_rows.rows[rows_k] = rows
+            if len(rows_k) == len(rule_rows.rows):  # every device has a k-th input: in place
+                triggered, cleared = columnar.advance(rule_rows.rows, step)
+            else:
+                rows = rule_rows.rows[rows_k]
+                triggered, cleared = columnar.advance(rows, step)
+                rule_rows.rows[rows_k] = rows
             self._keep_raw(rule_rows, rows_k, at, columns)
             for i in np.flatnonzero(triggered | cleared).tolist():
                 row_index = int(rows_k[i])

@@ -1,18 +1,35 @@
-"""`kizuna bench rules`: readings evaluated per second, 10 rules per device over a fleet.
+"""`kizuna bench rules`: readings per second through the rules, 10 rules per device.
 
-Measures the columnar fleet evaluator (rules/vector.py) and, in the same run, the per-device
-engine that the ingest step uses (rules/engine.py) as the reference, on the same readings;
-it also checks that both made the same decisions on the devices they both evaluated. With
---database-url it also runs the real rules step (state in PostgreSQL) on a scratch database.
+One run measures, on the same kind of timeline (drifting temperatures, doors and compressors
+switching now and then, 5 % of devices silent each minute):
+
+- `live`: the rules step as ingest runs it (`RuleRunner.process_batch` in one transaction per
+  batch: rule state loaded and locked, rules evaluated, changed state and every alert written)
+  on PostgreSQL, with batches shaped like ingest's: 2,000 readings over 1,000 devices (two
+  readings each), and 2,000 readings at a time from a fleet of 10,000 devices. This is the
+  headline `readings_per_s`.
+- `engine_step`: the same step with every rule in the per-device engine (`columnar=False`),
+  on the first batches of the 1,000-device timeline; the live run's alerts on those batches
+  must be the same (`same_decisions_as_engine_step`).
+- `vector`: the columnar evaluator alone, in memory, over 10,000 devices.
+- `reference`: the per-device engine alone, in memory, on 1,000 of those devices; the vector
+  run must make the same decisions on them (`vector_same_decisions_as_reference`).
+
+Without --database-url an embedded PostgreSQL is started for the live runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import secrets
+import statistics
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -26,10 +43,10 @@ from rules.engine import DeviceInfo, compile_rule, evaluate, fresh_state
 from rules.models import RuleSpec, parse_rule_spec
 from rules.runner import RuleRunner
 from rules.vector import FleetEvaluator, Round
-from store.db import connect, url_with_database
-from store.migrate import upgrade
+from store.db import connect
+from store.scratch import scratch_database
 
-BOOLEAN_METRICS = ("door_open", "compressor_on")
+BOOLEAN_METRICS = frozenset({"door_open", "compressor_on"})
 # Ten refrigerator rules mixing every columnar condition type.
 BENCH_CONDITIONS: list[dict[str, Any]] = [
     {"threshold": {"metric": "fridge_temp_c", "above": 8, "clear_below": 6}},
@@ -58,6 +75,7 @@ BENCH_CONDITIONS: list[dict[str, Any]] = [
     {"absence": {"after": "15m"}},
     {"not": {"state": {"metric": "compressor_on", "equals": False}}},
 ]
+BATCH_READINGS = 2_000  # ingest's default batch_max_messages
 
 
 def bench_specs() -> list[RuleSpec]:
@@ -105,8 +123,22 @@ def make_timeline(devices: int, rounds: int, seed: int) -> list[Round]:
             "door_open": door.astype(float),
             "compressor_on": compressor.astype(float),
         }
-        timeline.append(Round(ts, metrics))
+        timeline.append(Round(ts, metrics, BOOLEAN_METRICS))
     return timeline
+
+
+def _readings(timeline: list[Round]) -> int:
+    return int(sum(np.count_nonzero(~np.isnan(r.ts)) for r in timeline))
+
+
+def _metrics(batch: Round, device: int) -> dict[str, Any]:
+    return {
+        name: bool(column[device]) if name in BOOLEAN_METRICS else float(column[device])
+        for name, column in batch.metrics.items()
+    }
+
+
+# ---------------------------------------------------------------- in memory
 
 
 def run_vector(specs: list[RuleSpec], timeline: list[Round], devices: int) -> tuple[float, set]:
@@ -126,20 +158,15 @@ def run_vector(specs: list[RuleSpec], timeline: list[Round], devices: int) -> tu
 
 def scalar_inputs(timeline: list[Round], devices: int) -> list[list[Input | None]]:
     """The same readings as per-device inputs (built outside the timed part)."""
-    rounds = []
-    for batch in timeline:
-        row: list[Input | None] = []
-        for d in range(devices):
-            if np.isnan(batch.ts[d]):
-                row.append(None)
-                continue
-            metrics = {
-                name: bool(col[d]) if name in BOOLEAN_METRICS else float(col[d])
-                for name, col in batch.metrics.items()
-            }
-            row.append(Input("reading", float(batch.ts[d]), metrics))
-        rounds.append(row)
-    return rounds
+    return [
+        [
+            None
+            if np.isnan(batch.ts[d])
+            else Input("reading", float(batch.ts[d]), _metrics(batch, d))
+            for d in range(devices)
+        ]
+        for batch in timeline
+    ]
 
 
 def run_scalar(
@@ -163,49 +190,32 @@ def run_scalar(
     return time.perf_counter() - started, edges
 
 
-def run_step_on_database(
-    admin_url: str, specs: list[RuleSpec], devices: int, rounds: int, batch_size: int
-) -> dict[str, Any]:
-    """Readings/s through the real rules step (state locked, read and written in PostgreSQL)."""
-    name = f"kzbench_rules_{secrets.token_hex(4)}"
-    with connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = url_with_database(admin_url, name)
-    try:
-        upgrade(url)
-        ids = _register(url, specs, devices)
-        inputs = scalar_inputs(make_timeline(devices, rounds, seed=11), devices)
-        readings = [
-            AcceptedReading(
-                ids[d], f"b{d}", "refrigerator", r + 1, _dt(inp.ts), _dt(inp.ts), dict(inp.metrics)
-            )
-            for r, row in enumerate(inputs)
-            for d, inp in enumerate(row)
-            if inp is not None
-        ]
-        runner = RuleRunner()
-        started = time.perf_counter()
-        with connect(url) as conn:
-            for start in range(0, len(readings), batch_size):
-                with conn.transaction():
-                    runner.process_batch(
-                        conn, StoredBatch(readings[start : start + batch_size], [])
-                    )
-        elapsed = time.perf_counter() - started
-        return {
-            "devices": devices,
-            "readings": len(readings),
-            "batch_size": batch_size,
-            "seconds": round(elapsed, 3),
-            "readings_per_s": round(len(readings) / elapsed),
-        }
-    finally:
-        with connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+# ---------------------------------------------------------------- the live step on PostgreSQL
 
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def live_batches(timeline: list[Round], device_ids: list[int], per_batch: int) -> list[StoredBatch]:
+    """The timeline as ingest would hand it over: `per_batch` readings per batch, in the
+    order devices report (device by device within a round, rounds one after another)."""
+    readings = [
+        AcceptedReading(
+            device_ids[d],
+            f"b{d}",
+            "refrigerator",
+            r + 1,
+            _dt(float(batch.ts[d])),
+            _dt(float(batch.ts[d])),
+            _metrics(batch, d),
+        )
+        for r, batch in enumerate(timeline)
+        for d in np.flatnonzero(~np.isnan(batch.ts)).tolist()
+    ]
+    return [
+        StoredBatch(readings[i : i + per_batch], []) for i in range(0, len(readings), per_batch)
+    ]
 
 
 def _register(url: str, specs: list[RuleSpec], devices: int) -> list[int]:
@@ -213,69 +223,213 @@ def _register(url: str, specs: list[RuleSpec], devices: int) -> list[int]:
         conn.execute("INSERT INTO product_models (id, spec) VALUES ('refrigerator', '{}')")
         for spec in specs:
             service.create_rule(conn, spec)
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO devices (uid, serial, model_id) VALUES (%s, %s, 'refrigerator')",
-                [(f"b{d}", f"b{d}") for d in range(devices)],
-            )
+        conn.execute(
+            "INSERT INTO devices (uid, serial, model_id)"
+            " SELECT 'b' || d, 'b' || d, 'refrigerator' FROM generate_series(0, %s - 1) d",
+            (devices,),
+        )
         rows = conn.execute("SELECT id FROM devices ORDER BY id").fetchall()
     return [row["id"] for row in rows]
 
 
+def _alerts(url: str) -> list[tuple[Any, ...]]:
+    with connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT device_id, rule_id, status, opened_at, cleared_at FROM alerts ORDER BY 1, 2, 4"
+        ).fetchall()
+    return [tuple(row.values()) for row in rows]
+
+
+@dataclass
+class StepTimes:
+    """Timed batches of one run of the rules step."""
+
+    seconds: list[float] = field(default_factory=list)
+    readings: list[int] = field(default_factory=list)
+    devices: list[int] = field(default_factory=list)
+    edges: list[int] = field(default_factory=list)
+
+    def extend(self, other: StepTimes) -> StepTimes:
+        """Both runs' batches."""
+        return StepTimes(
+            self.seconds + other.seconds,
+            self.readings + other.readings,
+            self.devices + other.devices,
+            self.edges + other.edges,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Totals, readings per second and batch times."""
+        total, count = sum(self.seconds), len(self.seconds)
+        return {
+            "batches": count,
+            "readings": sum(self.readings),
+            "seconds": round(total, 3),
+            "readings_per_s": round(sum(self.readings) / total),
+            "devices_per_batch": round(sum(self.devices) / count),
+            "edges_per_batch": round(sum(self.edges) / count),
+            "batch_ms_median": round(statistics.median(self.seconds) * 1000, 1),
+            "batch_ms_max": round(max(self.seconds) * 1000, 1),
+        }
+
+
+def run_step(url: str, batches: list[StoredBatch], warmup: int, *, columnar: bool) -> StepTimes:
+    """Run batches through the rules step, one transaction each; time all but the first
+    `warmup` ones (those insert the first rule state rows)."""
+    runner = RuleRunner(columnar=columnar)
+    times = StepTimes()
+    with connect(url) as conn:
+        for number, batch in enumerate(batches):
+            started = time.perf_counter()
+            with conn.transaction():
+                stats = runner.process_batch(conn, batch)
+            if number >= warmup:
+                times.seconds.append(time.perf_counter() - started)
+                times.readings.append(len(batch.readings))
+                times.devices.append(len({r.device_id for r in batch.readings}))
+                times.edges.append(stats.triggers + stats.clears)
+    return times
+
+
+def live_runs(
+    admin_url: str,
+    specs: list[RuleSpec],
+    small_fleet: int,
+    small_rounds: int,
+    large_fleet: int,
+    large_rounds: int,
+    engine_batches: int,
+) -> dict[str, Any]:
+    """The live step on two fleet sizes, and the engine-only step as the in-run reference."""
+    per_device = BATCH_READINGS // small_fleet  # readings per device in one batch
+    small = make_timeline(small_fleet, small_rounds, seed=11)
+    with (
+        scratch_database(admin_url, "rules_live") as url,
+        scratch_database(admin_url, "rules_engine") as engine_url,
+    ):
+        ids = _register(url, specs, small_fleet)
+        _register(engine_url, specs, small_fleet)
+        batches = live_batches(small, ids, BATCH_READINGS)
+        # both runs skip the first batch (it inserts the state rows); the engine-only step is
+        # slow, so it runs the next `engine_batches` only, and the alerts must agree there
+        engine = run_step(engine_url, batches[: engine_batches + 1], 1, columnar=False)
+        checked = run_step(url, batches[: engine_batches + 1], 1, columnar=True)
+        same = _alerts(url) == _alerts(engine_url)
+        rest = run_step(url, batches[engine_batches + 1 :], 0, columnar=True)
+    small_result = checked.extend(rest).summary()
+    small_result.update(devices=small_fleet, readings_per_device_per_batch=per_device)
+    large = make_timeline(large_fleet, large_rounds, seed=12)
+    with scratch_database(admin_url, "rules_live_large") as url:
+        ids = _register(url, specs, large_fleet)
+        batches = live_batches(large, ids, BATCH_READINGS)
+        warmup = -(-large_fleet // BATCH_READINGS)  # the first pass over the fleet inserts
+        large_result = run_step(url, batches, warmup, columnar=True).summary()
+    large_result.update(devices=large_fleet, readings_per_device_per_batch=1)
+    engine_result = engine.summary()
+    engine_result.update(devices=small_fleet, readings_per_device_per_batch=per_device)
+    return {
+        "batch_readings": BATCH_READINGS,
+        "fleet_1000": small_result,
+        "fleet_10000": large_result,
+        "engine_step": engine_result,
+        "same_decisions_as_engine_step": same,
+    }
+
+
+@contextlib.contextmanager
+def _database(database_url: str | None) -> Iterator[str]:
+    if database_url is not None:
+        yield database_url
+        return
+    from app.embedded import embedded_postgres
+
+    with (
+        tempfile.TemporaryDirectory(prefix="kizuna-bench-") as work,
+        embedded_postgres(Path(work) / "pg") as url,
+    ):
+        yield url
+
+
 def rules(
-    devices: Annotated[int, typer.Option(help="Fleet size.")] = 10_000,
-    rounds: Annotated[int, typer.Option(help="Readings per device.")] = 30,
+    devices: Annotated[int, typer.Option(help="Fleet size, vector run.")] = 10_000,
+    rounds: Annotated[int, typer.Option(help="Readings per device, vector run.")] = 30,
     reference_devices: Annotated[
-        int, typer.Option(help="Devices the per-device reference engine evaluates.")
+        int, typer.Option(help="Devices the in-memory per-device engine evaluates.")
     ] = 1_000,
-    seed: Annotated[int, typer.Option(help="Random seed of the timeline.")] = 7,
+    seed: Annotated[int, typer.Option(help="Random seed of the vector timeline.")] = 7,
     database_url: Annotated[
         str | None,
-        typer.Option(help="Also measure the rules step on PostgreSQL (a scratch database)."),
+        typer.Option(
+            envvar="KIZUNA_DATABASE_URL",
+            help="Server for the live runs (scratch databases); default: embedded PostgreSQL.",
+        ),
     ] = None,
-    db_devices: Annotated[int, typer.Option(help="Devices for the database run.")] = 2_000,
-    db_rounds: Annotated[int, typer.Option(help="Readings per device, database run.")] = 3,
+    live_rounds: Annotated[
+        int, typer.Option(help="Readings per device, live run on 1,000 devices.")
+    ] = 24,
+    live_large_rounds: Annotated[
+        int, typer.Option(help="Readings per device, live run on 10,000 devices.")
+    ] = 4,
+    engine_batches: Annotated[
+        int, typer.Option(help="Timed batches of the engine-only step (it is slow).")
+    ] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """Readings evaluated per second with 10 rules per device (fleet evaluator vs engine)."""
+    """Readings per second through the live rules step, the columnar evaluator and the engine."""
     configure_logging("warning")  # logs go to stderr; stdout carries only the JSON
     specs = bench_specs()
     timeline = make_timeline(devices, rounds, seed)
-    readings = int(sum(np.count_nonzero(~np.isnan(b.ts)) for b in timeline))
+    readings = _readings(timeline)
     vector_s, vector_edges = run_vector(specs, timeline, devices)
     ref_devices = min(reference_devices, devices)
     ref_timeline = [
-        Round(b.ts[:ref_devices], {k: v[:ref_devices] for k, v in b.metrics.items()})
+        Round(b.ts[:ref_devices], {k: v[:ref_devices] for k, v in b.metrics.items()}, b.booleans)
         for b in timeline
     ]
-    ref_readings = int(sum(np.count_nonzero(~np.isnan(b.ts)) for b in ref_timeline))
+    ref_readings = _readings(ref_timeline)
     scalar_s, scalar_edges = run_scalar(
         specs, scalar_inputs(ref_timeline, ref_devices), ref_devices
     )
     vector_on_ref = {e for e in vector_edges if e[2] < ref_devices}
     vector_rate, scalar_rate = readings / vector_s, ref_readings / scalar_s
+    with _database(database_url) as admin_url:
+        live = live_runs(
+            admin_url, specs, 1_000, live_rounds, 10_000, live_large_rounds, engine_batches
+        )
+    live_rate = live["fleet_1000"]["readings_per_s"]
+    engine_rate = live["engine_step"]["readings_per_s"]
+    for run in (live["fleet_1000"], live["fleet_10000"]):
+        run["speedup_vs_engine_step"] = round(run["readings_per_s"] / engine_rate, 1)
+        run["speedup_vs_reference"] = round(run["readings_per_s"] / scalar_rate, 1)
     result = {
         "benchmark": "rules",
-        "devices": devices,
         "rules_per_device": len(specs),
-        "rounds": rounds,
-        "readings": readings,
-        "seconds": round(vector_s, 4),
-        "readings_per_s": round(vector_rate),
-        "rule_evaluations_per_s": round(vector_rate * len(specs)),
-        "edges": len(vector_edges),
+        "readings_per_s": live_rate,
+        "headline": "live rules step on PostgreSQL: batches of 2,000 readings over 1,000 devices,"
+        " state load + evaluation + state and alert writes, one transaction per batch",
+        "live_10000_devices_readings_per_s": live["fleet_10000"]["readings_per_s"],
+        "vector_readings_per_s": round(vector_rate),
+        "reference_readings_per_s": round(scalar_rate),
+        "live": live,
+        "vector": {
+            "evaluator": "columnar evaluator in memory (rules/vector.py)",
+            "devices": devices,
+            "rounds": rounds,
+            "readings": readings,
+            "seconds": round(vector_s, 4),
+            "readings_per_s": round(vector_rate),
+            "rule_evaluations_per_s": round(vector_rate * len(specs)),
+            "edges": len(vector_edges),
+            "speedup_vs_reference": round(vector_rate / scalar_rate, 1),
+            "same_decisions_as_reference": vector_on_ref == scalar_edges,
+        },
         "reference": {
-            "engine": "per-device engine (rules/engine.py, used by the ingest step)",
+            "engine": "per-device engine in memory (rules/engine.py)",
             "devices": ref_devices,
             "readings": ref_readings,
             "seconds": round(scalar_s, 4),
             "readings_per_s": round(scalar_rate),
         },
-        "speedup_vs_reference": round(vector_rate / scalar_rate, 1),
-        "same_decisions_as_reference": vector_on_ref == scalar_edges,
-        "step_on_database": None
-        if database_url is None
-        else run_step_on_database(database_url, specs, db_devices, db_rounds, batch_size=500),
         "cpu_count": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }

@@ -248,6 +248,7 @@ class StepTimes:
     readings: list[int] = field(default_factory=list)
     devices: list[int] = field(default_factory=list)
     edges: list[int] = field(default_factory=list)
+    rows_written: list[int] = field(default_factory=list)
 
     def extend(self, other: StepTimes) -> StepTimes:
         """Both runs' batches."""
@@ -256,6 +257,7 @@ class StepTimes:
             self.readings + other.readings,
             self.devices + other.devices,
             self.edges + other.edges,
+            self.rows_written + other.rows_written,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -268,6 +270,7 @@ class StepTimes:
             "readings_per_s": round(sum(self.readings) / total),
             "devices_per_batch": round(sum(self.devices) / count),
             "edges_per_batch": round(sum(self.edges) / count),
+            "state_rows_written_per_batch": round(sum(self.rows_written) / count),
             "batch_ms_median": round(statistics.median(self.seconds) * 1000, 1),
             "batch_ms_max": round(max(self.seconds) * 1000, 1),
         }
@@ -288,6 +291,7 @@ def run_step(url: str, batches: list[StoredBatch], warmup: int, *, columnar: boo
                 times.readings.append(len(batch.readings))
                 times.devices.append(len({r.device_id for r in batch.readings}))
                 times.edges.append(stats.triggers + stats.clears)
+                times.rows_written.append(stats.rows_written)
     return times
 
 

@@ -239,8 +239,9 @@ def delete_states(conn: Conn, pairs: Sequence[tuple[int, int]]) -> None:
         )
 
 
-def save_columnar(conn: Conn, writes: ColumnarWrites) -> None:
-    """Upsert changed packed rows in one statement; delete rows left with nothing."""
+def save_columnar(conn: Conn, writes: ColumnarWrites) -> int:
+    """Upsert changed packed rows in one statement; delete rows left with nothing. How many
+    rows were written."""
     if writes.device_ids:
         pgarray.use_on(conn)
         conn.execute(
@@ -260,6 +261,7 @@ def save_columnar(conn: Conn, writes: ColumnarWrites) -> None:
         conn.execute(
             "DELETE FROM columnar_rule_states WHERE device_id = ANY(%s)", (writes.deleted,)
         )
+    return len(writes.device_ids)
 
 
 # ---------------------------------------------------------------- effects

@@ -43,6 +43,7 @@ class RunStats:
     """What one batch or timer sweep did.
 
     `claim_limit_reached` tells a timer sweep that more timers may be due (claim again).
+    `rows_written` counts rule_states rows and packed device rows written (changed ones).
     """
 
     inputs: int = 0
@@ -50,6 +51,7 @@ class RunStats:
     triggers: int = 0
     clears: int = 0
     claim_limit_reached: bool = False
+    rows_written: int = 0
 
 
 class RuleSet:
@@ -207,14 +209,14 @@ class RuleRunner:
         )
         for pair in columnar.taken_from_engine:
             states.pop(pair, None)
-        repo.save_states(conn, states.values())
+        written = repo.save_states(conn, states.values())
         repo.delete_states(conn, columnar.taken_from_engine)
-        repo.save_columnar(conn, columnar.writes())
+        written += repo.save_columnar(conn, columnar.writes())
         edges.sort(key=_edge_key)
         ordered = [edge for _, edge in edges]
         apply_edges(conn, ordered)
         log.debug("rules.batch", devices=len(device_ids), edges=len(ordered))
-        return _stats(len(inputs), evaluations, ordered)
+        return _stats(len(inputs), evaluations, ordered, rows_written=written)
 
     def fire_due(self, conn: repo.Conn, limit: int = 500) -> RunStats:
         """Fire timers due by the clock, each evaluated at its own due time; skip locked ones.
@@ -245,13 +247,14 @@ class RuleRunner:
             packed, self.rules.by_id, self.rules.kept_ids, now.timestamp()
         )
         edges.extend(columnar_edges)
-        repo.save_states(conn, due)
-        repo.save_columnar(conn, writes)
+        written = repo.save_states(conn, due) + repo.save_columnar(conn, writes)
         ordered = [edge for _, edge in sorted(edges, key=_edge_key)]
         apply_edges(conn, ordered)
         claimed = len(due) + len(packed.device_ids)
         full = len(due) >= limit or len(packed.device_ids) >= limit
-        return _stats(claimed, evaluated + ticks, ordered, claim_limit_reached=full)
+        return _stats(
+            claimed, evaluated + ticks, ordered, claim_limit_reached=full, rows_written=written
+        )
 
 
 def stored_states(conn: repo.Conn, rules: RuleSet) -> dict[tuple[int, int], RuleState]:
@@ -278,10 +281,16 @@ def _edge_key(item: tuple[EdgeKey, Edge]) -> EdgeKey:
 
 
 def _stats(
-    inputs: int, evaluations: int, edges: Sequence[Edge], *, claim_limit_reached: bool = False
+    inputs: int,
+    evaluations: int,
+    edges: Sequence[Edge],
+    *,
+    claim_limit_reached: bool = False,
+    rows_written: int = 0,
 ) -> RunStats:
     triggers = sum(edge.kind == "trigger" for edge in edges)
-    return RunStats(inputs, evaluations, triggers, len(edges) - triggers, claim_limit_reached)
+    clears = len(edges) - triggers
+    return RunStats(inputs, evaluations, triggers, clears, claim_limit_reached, rows_written)
 
 
 def dedup_key(edge: Edge) -> str:

@@ -372,3 +372,26 @@ def test_a_deleted_rule_leaves_the_packed_row_at_the_next_write(
     assert set(stored_states(db, feeder.runner.rules)) == {(kept, fridge.id)}
     # the deleted rule's 10-minute timer went with it
     assert rows(db, "SELECT due_at FROM columnar_rule_states") == [{"due_at": None}]
+
+
+@pytest.mark.parametrize(("columnar", "rows_per_device"), [(True, 1), (False, 2)])
+def test_only_states_that_changed_are_written(
+    db: Connection[DictRow], database_url: str, columnar: bool, rows_per_device: int
+) -> None:
+    feeder = Feeder(database_url, columnar=columnar)
+    make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    make_rule(db, "t.door", "refrigerator", DOOR_OPEN_10M)
+    fridges = [add_device(db, "refrigerator") for _ in range(3)]
+
+    def written(*readings: Any) -> int:
+        with contextlib.closing(connect(database_url)) as conn, conn.transaction():
+            return feeder.runner.process_batch(conn, StoredBatch(readings, [])).rows_written
+
+    # packed: one row per device for both rules; engine: one row per device and rule
+    assert (
+        written(*(feeder.reading(f, T0, fridge_temp_c=5) for f in fridges)) == 3 * rows_per_device
+    )
+    late = [feeder.reading(f, T0 - minutes(1), fridge_temp_c=9) for f in fridges]
+    assert written(*late) == 0  # late readings decide nothing, so nothing changed
+    newer = feeder.reading(fridges[0], T0 + minutes(1), fridge_temp_c=5)
+    assert written(newer, feeder.reading(fridges[1], T0 - minutes(2))) == rows_per_device

@@ -315,7 +315,8 @@ def _update_twins(
 def _newest_values(readings: list[Reading]) -> tuple[dict[str, dict[str, Any]], str, str]:
     """{metric: {"v", "t"}} of the newest reading (by device time) carrying each metric, and
     the earliest and latest of those times."""
-    readings.sort(key=lambda r: r.ts)  # stable: equal times keep arrival order
+    if len(readings) > 1:
+        readings.sort(key=lambda r: r.ts)  # stable: equal times keep arrival order
     values: dict[str, Any] = {}
     source: dict[str, int] = {}
     for index, reading in enumerate(readings):

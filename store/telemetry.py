@@ -57,6 +57,9 @@ class SlotMap:
     slots: Mapping[str, MetricSlot]
     width: int = field(init=False)  # length of a full values array
     _codes: Mapping[str, Mapping[str, str]] = field(init=False, repr=False, compare=False)
+    _cells: Mapping[str, tuple[int, bool, Mapping[str, str] | None]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "width", max((s.slot for s in self.slots.values()), default=0))
@@ -66,20 +69,27 @@ class SlotMap:
             if s.kind == "enum"
         }
         object.__setattr__(self, "_codes", codes)
+        # Per metric: array index, and the enum codes (None for booleans and numbers are told
+        # apart by the flag). Ingest encodes every reading: no attribute lookups in the loop.
+        cells = {
+            name: (s.slot - 1, s.kind == "boolean", codes.get(name))
+            for name, s in self.slots.items()
+        }
+        object.__setattr__(self, "_cells", cells)
 
     def encode(self, metrics: Mapping[str, Any]) -> str:
         """A PostgreSQL float8[] literal with each metric at its slot and NULL elsewhere."""
-        cells = ["NULL"] * self.width
-        slots = self.slots
+        out = ["NULL"] * self.width
+        cells = self._cells
         for name, value in metrics.items():
-            slot = slots[name]
-            if slot.kind == "enum":
-                cells[slot.slot - 1] = self._codes[name][value]
-            elif slot.kind == "boolean":
-                cells[slot.slot - 1] = "1" if value else "0"
+            index, boolean, codes = cells[name]
+            if codes is not None:
+                out[index] = codes[value]
+            elif boolean:
+                out[index] = "1" if value else "0"
             else:
-                cells[slot.slot - 1] = repr(float(value))
-        return "{" + ",".join(cells) + "}"
+                out[index] = repr(float(value))
+        return "{" + ",".join(out) + "}"
 
     def decode(self, vals: Sequence[float | None], only: Iterable[str] | None = None) -> dict:
         """The metrics of one stored row (those present), optionally only some of them."""

@@ -94,13 +94,15 @@ def test_each_bad_message_is_dead_lettered_acked_counted_and_the_stream_goes_on(
     wait_until(lambda: sum(ingest.worker.totals.dead_letters.values()) == len(cases))
 
     rows = db.execute("SELECT * FROM ingest_dead_letters ORDER BY id").fetchall()
-    got = [(label, row["reason"]) for (label, *_), row in zip(cases, rows, strict=True)]
-    assert got == [(label, reason) for label, _, _, reason, _ in cases]
-    for (_, topic, payload, _, _), row in zip(cases, rows, strict=True):
-        assert bytes(row["payload"]) == payload[: ingest.config.dead_letter_max_bytes]
-        assert row["payload_size"] == len(payload)
-        assert row["received_at"] is not None and row["detail"]
-        assert row["topic"] == topic[:512]
+    limit = ingest.config.dead_letter_max_bytes
+    # Writer lanes commit different devices independently: match rows to cases by content.
+    assert Counter(
+        (row["topic"], bytes(row["payload"]), row["payload_size"], row["reason"]) for row in rows
+    ) == Counter(
+        (topic[:512], payload[:limit], len(payload), reason)
+        for _, topic, payload, reason, _ in cases
+    )
+    assert all(row["received_at"] is not None and row["detail"] for row in rows)
     expected = Counter(reason for *_, reason, _ in cases)
     for reason, count in expected.items():
         assert sample("kizuna_ingest_dead_letters_total", reason=reason) - before[reason] == count

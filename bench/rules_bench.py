@@ -25,7 +25,9 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +78,7 @@ BENCH_CONDITIONS: list[dict[str, Any]] = [
     {"not": {"state": {"metric": "compressor_on", "equals": False}}},
 ]
 BATCH_READINGS = 2_000  # ingest's default batch_max_messages
+INGEST_LANES = 2  # ingest's default writer_lanes
 
 
 def bench_specs() -> list[RuleSpec]:
@@ -197,10 +200,10 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def live_batches(timeline: list[Round], device_ids: list[int], per_batch: int) -> list[StoredBatch]:
-    """The timeline as ingest would hand it over: `per_batch` readings per batch, in the
-    order devices report (device by device within a round, rounds one after another)."""
-    readings = [
+def timeline_readings(timeline: list[Round], device_ids: list[int]) -> list[AcceptedReading]:
+    """The timeline's readings as ingest hands them over, in the order devices report (device
+    by device within a round, rounds one after another)."""
+    return [
         AcceptedReading(
             device_ids[d],
             f"b{d}",
@@ -213,8 +216,29 @@ def live_batches(timeline: list[Round], device_ids: list[int], per_batch: int) -
         for r, batch in enumerate(timeline)
         for d in np.flatnonzero(~np.isnan(batch.ts)).tolist()
     ]
+
+
+def batched(readings: list[AcceptedReading], per_batch: int) -> list[StoredBatch]:
+    """Consecutive batches of `per_batch` readings."""
     return [
         StoredBatch(readings[i : i + per_batch], []) for i in range(0, len(readings), per_batch)
+    ]
+
+
+def live_batches(timeline: list[Round], device_ids: list[int], per_batch: int) -> list[StoredBatch]:
+    """The timeline in batches of `per_batch` readings, as one ingest writer lane gets them."""
+    return batched(timeline_readings(timeline, device_ids), per_batch)
+
+
+def lane_batches(
+    timeline: list[Round], device_ids: list[int], lanes: int, per_batch: int
+) -> list[list[StoredBatch]]:
+    """The timeline split into ingest's writer lanes (crc32 of the device uid), then batched."""
+    readings = timeline_readings(timeline, device_ids)
+    lane_of = {r.device_uid: zlib.crc32(r.device_uid.encode()) % lanes for r in readings}
+    return [
+        batched([r for r in readings if lane_of[r.device_uid] == lane], per_batch)
+        for lane in range(lanes)
     ]
 
 
@@ -295,6 +319,45 @@ def run_step(url: str, batches: list[StoredBatch], warmup: int, *, columnar: boo
     return times
 
 
+def run_lanes(url: str, lanes: list[list[StoredBatch]], warmup: int) -> StepTimes:
+    """Lanes side by side, each with its own connection, as ingest's writer lanes run (each
+    device in one lane). Each lane's first `warmup` batches run before the clock starts."""
+    if any(len(batches) <= warmup for batches in lanes):
+        raise typer.BadParameter("too few readings per device for a timed lane run")
+    ready = threading.Barrier(len(lanes) + 1)
+    results: list[StepTimes] = [StepTimes() for _ in lanes]
+
+    def lane(index: int) -> None:
+        runner = RuleRunner()
+        with connect(url) as conn:
+            for number, batch in enumerate(lanes[index]):
+                if number == warmup:
+                    ready.wait()
+                with conn.transaction():
+                    stats = runner.process_batch(conn, batch)
+                if number >= warmup:
+                    times = results[index]
+                    times.readings.append(len(batch.readings))
+                    times.devices.append(len({r.device_id for r in batch.readings}))
+                    times.edges.append(stats.triggers + stats.clears)
+                    times.rows_written.append(stats.rows_written)
+
+    threads = [threading.Thread(target=lane, args=(i,)) for i in range(len(lanes))]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    total = StepTimes()
+    for times in results:
+        total = total.extend(times)
+    # one wall-clock span for all lanes, shared out per batch for the summary
+    total.seconds = [elapsed / len(total.readings)] * len(total.readings)
+    return total
+
+
 def live_runs(
     admin_url: str,
     specs: list[RuleSpec],
@@ -329,12 +392,20 @@ def live_runs(
         warmup = -(-large_fleet // BATCH_READINGS)  # the first pass over the fleet inserts
         large_result = run_step(url, batches, warmup, columnar=True).summary()
     large_result.update(devices=large_fleet, readings_per_device_per_batch=1)
+    with scratch_database(admin_url, "rules_live_lanes") as url:
+        ids = _register(url, specs, large_fleet)
+        lanes = lane_batches(large, ids, INGEST_LANES, BATCH_READINGS)
+        warmup = -(-large_fleet // (INGEST_LANES * BATCH_READINGS))
+        lanes_result = run_lanes(url, lanes, warmup).summary()
+    lanes_result.update(devices=large_fleet, lanes=INGEST_LANES, readings_per_device_per_batch=1)
+    del lanes_result["batch_ms_median"], lanes_result["batch_ms_max"]  # one span for all lanes
     engine_result = engine.summary()
     engine_result.update(devices=small_fleet, readings_per_device_per_batch=per_device)
     return {
         "batch_readings": BATCH_READINGS,
         "fleet_1000": small_result,
         "fleet_10000": large_result,
+        "fleet_10000_two_lanes": lanes_result,
         "engine_step": engine_result,
         "same_decisions_as_engine_step": same,
     }

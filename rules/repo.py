@@ -131,6 +131,8 @@ def _rule_state(row: DictRow) -> RuleState:
     )
 
 
+# Both stores in one statement, each locked in a fixed order. The three string_agg of the
+# packed rows read the same rows in one pass, so their parts line up.
 _LOCK_STATES = """
 WITH engine AS (
     SELECT rule_id, device_id, rule_version, state, holding,
@@ -144,9 +146,9 @@ WITH engine AS (
 SELECT e.rows AS engine, c.*
 FROM (SELECT json_agg(json_build_array(rule_id, device_id, rule_version, state, holding,
                                        last_ts, due_at)) AS rows FROM engine) e,
-     (SELECT string_agg(int8send(device_id), '' ORDER BY device_id) AS device_ids,
-             string_agg(int4send(length(slots)), '' ORDER BY device_id) AS lengths,
-             string_agg(slots, '' ORDER BY device_id) AS slots,
+     (SELECT string_agg(int8send(device_id), '') AS device_ids,
+             string_agg(int4send(length(slots)), '') AS lengths,
+             string_agg(slots, '') AS slots,
              json_object_agg(device_id, raw_values) FILTER (WHERE raw_values IS NOT NULL) AS raw
       FROM columnar) c
 """

@@ -209,12 +209,13 @@ class RuleRunner:
         )
         for pair in columnar.taken_from_engine:
             states.pop(pair, None)
-        written = repo.save_states(conn, states.values())
-        repo.delete_states(conn, columnar.taken_from_engine)
-        written += repo.save_columnar(conn, columnar.writes())
         edges.sort(key=_edge_key)
         ordered = [edge for _, edge in edges]
-        apply_edges(conn, ordered)
+        with conn.pipeline():  # no write waits for another: the server works while we build
+            written = repo.save_states(conn, states.values())
+            repo.delete_states(conn, columnar.taken_from_engine)
+            written += repo.save_columnar(conn, columnar.writes())
+            apply_edges(conn, ordered)
         log.debug("rules.batch", devices=len(device_ids), edges=len(ordered))
         return _stats(len(inputs), evaluations, ordered, rows_written=written)
 
@@ -247,9 +248,10 @@ class RuleRunner:
             packed, self.rules.by_id, self.rules.kept_ids, now.timestamp()
         )
         edges.extend(columnar_edges)
-        written = repo.save_states(conn, due) + repo.save_columnar(conn, writes)
         ordered = [edge for _, edge in sorted(edges, key=_edge_key)]
-        apply_edges(conn, ordered)
+        with conn.pipeline():
+            written = repo.save_states(conn, due) + repo.save_columnar(conn, writes)
+            apply_edges(conn, ordered)
         claimed = len(due) + len(packed.device_ids)
         full = len(due) >= limit or len(packed.device_ids) >= limit
         return _stats(

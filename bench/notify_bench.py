@@ -249,8 +249,10 @@ class Background:
 class Watcher:
     """Polls the database; records when each probe's event, moment and post become visible.
 
-    One statement per poll, so the three observations of one poll share a snapshot. The
-    times are this process's wall clock, as are the publish times of the probes.
+    One statement per poll, so the three observations of one poll share a snapshot. Rows are
+    looked up by the probes still awaited, never by an id cursor: ingest writes from several
+    transactions at once, so a lower id may commit after a higher one. The times are this
+    process's wall clock, as are the publish times of the probes.
     """
 
     def __init__(self, url: str) -> None:
@@ -259,39 +261,43 @@ class Watcher:
         self.received: dict[str, float] = {}  # uid → ingest's received_at (its own clock)
         self.moment: dict[str, float] = {}
         self.posted: dict[str, float] = {}
-        self.armed: set[str] = set()  # probes whose event is awaited
+        self.events: set[str] = set()  # probes whose event is awaited
+        self.watched: set[str] = set()  # probes whose moment and post are awaited
         self.polls = 0
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="bench-watcher", daemon=True)
         self.started = self.ended = 0.0
 
-    def arm(self, uid: str) -> None:
-        """Watch for this probe's event row from now on."""
+    def arm(self, uid: str, *, event: bool = True) -> None:
+        """Watch this probe from now on (its event too, unless it has none)."""
         with self.lock:
-            self.armed.add(uid)
+            self.watched.add(uid)
+            if event:
+                self.events.add(uid)
 
     def _run(self) -> None:
-        last_moment = last_post = 0
         self.started = time.perf_counter()
         with connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
                 with self.lock:
-                    awaited = sorted(self.armed - set(self.stored))
+                    events = sorted(self.events - set(self.stored))
+                    moments = sorted(self.watched - set(self.moment))
+                    posts = sorted(self.watched - set(self.posted))
                 rows = conn.execute(
-                    """SELECT 'event' AS what, d.uid, 0::bigint AS id,
+                    """SELECT 'event' AS what, d.uid,
                               extract(epoch FROM e.received_at)::float8 AS received
                        FROM devices d JOIN device_events e ON e.device_id = d.id
-                       WHERE d.uid = ANY(%(awaited)s) AND e.event = 'charge_complete'
+                       WHERE d.uid = ANY(%(events)s) AND e.event = 'charge_complete'
                        UNION ALL
-                       SELECT 'moment', d.uid, m.id, NULL FROM moments m
-                       JOIN devices d ON d.id = m.device_id
-                       WHERE m.id > %(moment)s AND m.kind = 'ev.charge_complete'
+                       SELECT 'moment', d.uid, NULL FROM devices d
+                       JOIN moments m ON m.device_id = d.id
+                       WHERE d.uid = ANY(%(moments)s) AND m.kind = 'ev.charge_complete'
                        UNION ALL
-                       SELECT 'post', d.uid, p.id, NULL FROM feed_posts p
-                       JOIN devices d ON d.id = p.device_id
-                       WHERE p.id > %(post)s AND p.kind = 'ev.charge_complete'""",
-                    {"awaited": awaited, "moment": last_moment, "post": last_post},
+                       SELECT 'post', d.uid, NULL FROM devices d
+                       JOIN feed_posts p ON p.device_id = d.id
+                       WHERE d.uid = ANY(%(posts)s) AND p.kind = 'ev.charge_complete'""",
+                    {"events": events, "moments": moments, "posts": posts},
                 ).fetchall()
                 now = time.time()
                 self.polls += 1
@@ -302,10 +308,8 @@ class Watcher:
                         self.received.setdefault(uid, row["received"])
                     elif row["what"] == "moment":
                         self.moment.setdefault(uid, now)
-                        last_moment = max(last_moment, row["id"])
                     else:
                         self.posted.setdefault(uid, now)
-                        last_post = max(last_post, row["id"])
                 time.sleep(FEED_POLL_S)
         self.ended = time.perf_counter()
 
@@ -366,6 +370,8 @@ def run_moment_probes(
     batch; a group of one is a lone moment.
     """
     committed: dict[str, float] = {}
+    for uid in (uid for group in groups for uid in group):
+        watcher.arm(uid, event=False)
     with connect(url, autocommit=True) as conn:
         for group in groups:
             with conn.transaction(), conn.cursor() as cur:

@@ -306,7 +306,8 @@ def apply_edges(conn: repo.Conn, edges: Iterable[Edge]) -> None:
     Edges go in waves: wave k holds the k-th edge of each (rule, device), so a rule that
     triggers, clears and triggers again within one batch opens, clears and opens in that
     order, while each wave writes all its effects with one statement per kind. No statement
-    needs the previous one's result, so all of them go to the server in one pipeline.
+    needs the previous one's result: callers send them in their pipeline with the state
+    writes (a nested pipeline would wait for everything queued before it).
     """
     waves: list[list[Edge]] = []
     seen: dict[tuple[int, int], int] = defaultdict(int)
@@ -316,11 +317,8 @@ def apply_edges(conn: repo.Conn, edges: Iterable[Edge]) -> None:
         if wave == len(waves):
             waves.append([])
         waves[wave].append(edge)
-    if not waves:
-        return
-    with conn.pipeline():
-        for wave_edges in waves:
-            _apply_wave(conn, wave_edges)
+    for wave_edges in waves:
+        _apply_wave(conn, wave_edges)
 
 
 def _apply_wave(conn: repo.Conn, edges: list[Edge]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -395,3 +396,36 @@ def test_only_states_that_changed_are_written(
     assert written(*late) == 0  # late readings decide nothing, so nothing changed
     newer = feeder.reading(fridges[0], T0 + minutes(1), fridge_temp_c=5)
     assert written(newer, feeder.reading(fridges[1], T0 - minutes(2))) == rows_per_device
+
+
+def test_a_batch_and_a_sweep_each_send_their_writes_in_one_pipeline(
+    db: Connection[DictRow], feeder: Feeder, database_url: str
+) -> None:
+    # a nested pipeline waits for everything queued before it: with a large state upsert
+    # queued, that wait hung against PostgreSQL 18 over a Unix socket
+    make_rule(db, "t.door", "refrigerator", DOOR_OPEN_10M, moment={"kind": "refrigerator.door"})
+    make_rule(db, "t.warm", "refrigerator", TOO_WARM)
+    fridge = add_device(db, "refrigerator")
+    events: list[str] = []
+    with contextlib.closing(connect(database_url)) as conn:
+        original = conn.pipeline
+
+        @contextlib.contextmanager
+        def counted() -> Iterator[Any]:
+            events.append("enter")
+            try:
+                with original() as pipeline:
+                    yield pipeline
+            finally:
+                events.append("exit")
+
+        conn.pipeline = counted  # type: ignore[method-assign]
+        with conn.transaction():
+            feeder.runner.process_batch(
+                conn, StoredBatch([feeder.reading(fridge, T0, door_open=True, fridge_temp_c=9)], [])
+            )
+        feeder.clock.advance(minutes=10)
+        with conn.transaction():
+            assert feeder.runner.fire_due(conn).triggers == 1
+    assert events == ["enter", "exit", "enter", "exit"]  # one each, never one inside another
+    assert len(alerts(db, fridge)) == 2

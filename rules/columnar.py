@@ -6,10 +6,11 @@ rule id, version and width, so a packed row describes itself. `raw_values` keeps
 the last-known values a float cannot hold exactly (text, very large integers).
 
 `ColumnarBatch` evaluates one ingest batch: it unpacks the rows of the batch's devices into
-one matrix per rule (devices whose packed row has exactly the expected layout are sliced out
-in bulk), advances each rule over the batch's inputs round by round (the k-th input of every
-device in round k, skipping late ones), and packs the rows again, writing only those that
-changed. `fire_timers` does the same for timers the scheduler claimed.
+one matrix per rule (devices whose packed row starts with their current rules, at their
+current versions, are sliced out in bulk), advances each rule over the batch's inputs
+round by round (the k-th input of every device in round k, skipping late ones), and packs
+the rows again, writing only those that changed. `fire_timers` does the same for timers the
+scheduler claimed.
 
 Rules move between this store and `rule_states` when a rule's form changes (an edit, or a
 release that vectorizes more condition types): the new owner takes over the state. With the
@@ -105,7 +106,7 @@ class PackedRows:
     ) -> PackedRows:
         """Rows from aggregated columns: ids, all slots concatenated, each row's byte length."""
         lengths = byte_lengths.astype(np.int64) // 8
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
         floats = np.frombuffer(slots, dtype="<f8").astype(np.float64)
         return cls(
             device_ids.astype(np.int64),
@@ -440,9 +441,8 @@ class ColumnarBatch:
             for i in np.flatnonzero(triggered | cleared).tolist():
                 row_index = int(rows_k[i])
                 device_id = int(device_ids[row_index])
-                edge = _edge(
-                    rule, device_id, float(ts[i]), bool(triggered[i]), rule_rows, row_index
-                )
+                row, raw = rule_rows.rows[row_index], rule_rows.raw.get(row_index, {})
+                edge = _edge(rule, device_id, float(ts[i]), bool(triggered[i]), row, raw)
                 edges.append(((device_id, rule.id, k), edge))
         return edges
 
@@ -528,16 +528,16 @@ def _width(rules: Sequence[CompiledRule]) -> int:
 
 
 def _edge(
-    rule: CompiledRule, device_id: int, ts: float, trigger: bool, rule_rows: _RuleRows, row: int
+    rule: CompiledRule, device_id: int, ts: float, trigger: bool, row: Floats, raw: RawValues
 ) -> Edge:
+    """A trigger (with the moment's facts from the row's last-known values) or a clear."""
     if not trigger:
         return Edge("clear", rule, device_id, ts, {})
     facts: dict[str, Any] = {}
-    moment = rule.spec.actions.moment
-    if moment is not None:
-        sources = [s for s in moment.facts_from.values() if s in rule_rows.columnar.value_columns]
-        values = rule_rows.columnar.values(rule_rows.rows[row], rule_rows.raw.get(row, {}), sources)
-        facts = rule.facts(values, {})
+    moment, columnar = rule.spec.actions.moment, rule.columnar
+    if moment is not None and columnar is not None:
+        sources = [s for s in moment.facts_from.values() if s in columnar.value_columns]
+        facts = rule.facts(columnar.values(row, raw, sources), {})
     return Edge("trigger", rule, device_id, ts, facts)
 
 
@@ -597,13 +597,10 @@ def _tick(rule: CompiledRule, found: list[tuple[int, Segment]]) -> list[tuple[Ed
         log.error("rules.evaluation_failed", rule_id=rule.id, error_type=type(exc).__name__)
         rows, triggered = columnar.restart(before), np.zeros(len(found), dtype=bool)
         cleared, ts = triggered, before[:, DUE_AT]
-    rule_rows = _RuleRows(rule)
-    rule_rows.rows = rows
-    rule_rows.raw = {i: segment.raw for i, (_, segment) in enumerate(found) if segment.raw}
     edges = []
     for i, (device_id, segment) in enumerate(found):
         segment.row = rows[i]
         if triggered[i] or cleared[i]:
-            edge = _edge(rule, device_id, float(ts[i]), bool(triggered[i]), rule_rows, i)
+            edge = _edge(rule, device_id, float(ts[i]), bool(triggered[i]), rows[i], segment.raw)
             edges.append(((device_id, rule.id, 0), edge))
     return edges

@@ -184,7 +184,9 @@ def ingest_process(
     worker = IngestWorker(
         settings.database_url, prefix, settings.ingest, settings.store, steps, committed
     )
-    session = BrokerSession(settings.mqtt_url, prefix, settings.ingest, worker.submit)
+    session = BrokerSession(
+        settings.mqtt_url, prefix, settings.ingest, worker.submit, lambda: worker.pending
+    )
     session.start()
     halt = threading.Event()
 

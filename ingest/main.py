@@ -49,7 +49,13 @@ def run(settings: Settings, stop: threading.Event) -> None:
         settings.store,
         steps=batch_steps(),
     )
-    session = BrokerSession(settings.mqtt_url, settings.mqtt_topic_prefix, config, worker.submit)
+    session = BrokerSession(
+        settings.mqtt_url,
+        settings.mqtt_topic_prefix,
+        config,
+        worker.submit,
+        backlog=lambda: worker.pending,
+    )
     session.start()
     reporter = threading.Thread(
         target=_report_health, args=(worker, session, stop), name="ingest-health", daemon=True

@@ -54,8 +54,12 @@ class BrokerSession:
         prefix: str,
         config: IngestConfig,
         sink: Callable[[Incoming], None],
+        backlog: Callable[[], int] | None = None,
     ) -> None:
+        """`backlog` (optional) tells how many received messages still wait for a batch;
+        reading pauses while it is at the Receive Maximum or above."""
         self._url = urlsplit(url)
+        self._backlog = backlog
         self._prefix = prefix
         self._config = config
         self._sink = sink
@@ -91,6 +95,9 @@ class BrokerSession:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.publish_sink = self._on_publish
+        if self._backlog is not None:
+            backlog, limit = self._backlog, self._config.receive_maximum
+            client.paused = lambda: backlog() >= limit
         client.on_subscribe = self._on_subscribe
         return client
 

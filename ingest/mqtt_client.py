@@ -32,6 +32,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 READ_CHUNK = 256 * 1024
+PAUSE_S = 0.005
 PUBACK = 0x40
 _PUBACK = struct.Struct("!BBH")
 
@@ -110,9 +111,16 @@ class BufferedSocket:
 
 
 class FastSubscriberClient(mqtt.Client):
-    """A paho client whose QoS 0/1 messages go to `publish_sink`, acked in bulk."""
+    """A paho client whose QoS 0/1 messages go to `publish_sink`, acked in bulk.
+
+    `paused`, when set and true, stops reading from the socket (the loop still writes acks
+    and keeps the connection): TCP flow control then holds the broker back. Ingest uses it
+    as its own memory bound, because Mosquitto 2.0.11 was seen sending far more unacked
+    messages than the MQTT 5 Receive Maximum once messages queued for the client.
+    """
 
     publish_sink: PublishSink | None = None
+    paused: Callable[[], bool] | None = None
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
@@ -125,17 +133,26 @@ class FastSubscriberClient(mqtt.Client):
 
         Whole QoS 0/1 PUBLISH packets in the buffer go straight to the sink; anything else
         (and the first packet after each socket read) goes through paho's own reader.
+        Nothing is read while `paused()` says so.
         """
         sock = self._sock
+        if self.paused is not None and self.paused():
+            time.sleep(PAUSE_S)  # select() says readable: do not spin while paused
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         if not isinstance(sock, BufferedSocket) or self.publish_sink is None:
             return super().loop_read(max_packets)
-        while True:
-            if self._in_packet["command"] == 0 and sock.take_publishes(self._deliver):
-                with self._msgtime_mutex:
-                    self._last_bytes_received = time.monotonic()
-            rc = super().loop_read(max_packets)
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not sock.buffered:
-                return rc
+        self._take_buffered(sock)
+        rc = super().loop_read(max_packets)  # one packet; reads the socket if the buffer ran dry
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._take_buffered(sock)
+        # Back to paho's loop after at most one socket read: it writes the acks queued
+        # meanwhile, and comes straight back while bytes are buffered (`pending()`).
+        return rc
+
+    def _take_buffered(self, sock: BufferedSocket) -> None:
+        if self._in_packet["command"] == 0 and sock.take_publishes(self._deliver):
+            with self._msgtime_mutex:
+                self._last_bytes_received = time.monotonic()
 
     def _handle_publish(self) -> MQTTErrorCode:
         header = self._in_packet["command"]

@@ -85,8 +85,13 @@ class RunningIngest:
             settings.store,
             steps=steps,
         )
+        worker = self.worker
         self.session = BrokerSession(
-            settings.mqtt_url, settings.mqtt_topic_prefix, self.config, self.worker.submit
+            settings.mqtt_url,
+            settings.mqtt_topic_prefix,
+            self.config,
+            worker.submit,
+            backlog=lambda: worker.pending,
         )
         self.stop_event = threading.Event()
         self.session.start()

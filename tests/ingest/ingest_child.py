@@ -39,7 +39,11 @@ def main() -> None:
         after_commit=lambda result: kill_at("after_commit"),
     )
     session = BrokerSession(
-        settings.mqtt_url, settings.mqtt_topic_prefix, settings.ingest, worker.submit
+        settings.mqtt_url,
+        settings.mqtt_topic_prefix,
+        settings.ingest,
+        worker.submit,
+        backlog=lambda: worker.pending,
     )
     session.start()
     Path(os.environ["KIZUNA_TEST_READY"]).touch()

@@ -338,6 +338,15 @@ def _register_devices(database_url: str, count: int) -> list[str]:
     return [row["uid"] for row in rows]
 
 
+def _install_rule_packs(database_url: str) -> dict[str, int]:
+    """The built-in rule packs (the washer's among them), so the rules step has real work."""
+    from rules.service import install_builtin_packs
+    from store.db import connect
+
+    with connect(database_url) as conn, conn.transaction():
+        return install_builtin_packs(conn)
+
+
 def _stored(database_url: str) -> tuple[int, int]:
     from store.db import connect
 
@@ -365,6 +374,7 @@ def run_ingest_bench(
     import psutil
 
     uids = _register_devices(database_url, devices)
+    rules_installed = _install_rule_packs(database_url) if with_rules else {}
     ceiling = measure_ceiling(mqtt_url, uids, publishers, ceiling_s)
     prefix = f"kzbi{secrets.token_hex(3)}"
     stop, results = _CTX.Event(), _CTX.Queue()
@@ -448,6 +458,7 @@ def run_ingest_bench(
         "metrics_per_message": METRICS_PER_MESSAGE,
         "qos": 1,
         "with_rules_step": with_rules,
+        "rules_installed": rules_installed,
         "ingest_mqtt_protocol": config.get("mqtt_protocol", "5"),
         "msgs_per_s": round(msgs_per_s),
         "points_per_s": round(msgs_per_s * METRICS_PER_MESSAGE),

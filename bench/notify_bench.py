@@ -119,12 +119,13 @@ def _wait_until_ingest_subscribed() -> None:
 class Components:
     """Ingest and notify, as processes (the production layout) or as threads of this one."""
 
-    def __init__(self, settings: Settings, in_process: bool) -> None:
+    def __init__(self, settings: Settings, in_process: bool, ingest_processes: int = 1) -> None:
         from ingest.main import run as run_ingest
         from notify.main import run as run_notify
 
         self.runs: dict[str, Component] = {"ingest": run_ingest, "notify": run_notify}
         self.settings, self.in_process = settings, in_process
+        self.ingest_processes = 1 if in_process else ingest_processes
         self.stop_threads = threading.Event()
         self.stop_processes = _CTX.Event()
         self.threads: list[threading.Thread] = []
@@ -141,11 +142,11 @@ class Components:
                 self.threads.append(thread)
             _wait_until_ingest_subscribed()
             return
-        for name, run in self.runs.items():
+        for name, run, settings in self._layout():
             ready = _CTX.Event()
             process = _CTX.Process(
                 target=_component_process,
-                args=(name, run, self.settings, ready, self.stop_processes),
+                args=(name, run, settings, ready, self.stop_processes),
                 name=f"bench-{name}",
                 daemon=True,
             )
@@ -153,6 +154,25 @@ class Components:
             self.processes.append(process)
             if not ready.wait(READY_TIMEOUT_S):
                 raise RuntimeError(f"{name} did not start in time")
+
+    def _layout(self) -> list[tuple[str, Component, Settings]]:
+        """(name, run, settings) per process: ingest as N partitions by device when N > 1."""
+        count = self.ingest_processes
+        layout = []
+        for index in range(count):
+            ingest = self.settings.ingest
+            if count > 1:
+                ingest = ingest.model_copy(
+                    update={
+                        "partition_count": count,
+                        "partition_index": index,
+                        "client_id": f"{ingest.client_id}-{index}",
+                    }
+                )
+            settings = self.settings.model_copy(update={"ingest": ingest})
+            layout.append(("ingest", self.runs["ingest"], settings))
+        layout.append(("notify", self.runs["notify"], self.settings))
+        return layout
 
     def stop(self) -> None:
         """Stop both components and wait for them."""
@@ -550,6 +570,9 @@ def notify(
         bool,
         typer.Option(help="Run ingest and notify as threads of the benchmark (one GIL)."),
     ] = False,
+    ingest_processes: Annotated[
+        int, typer.Option(help="Ingest processes, partitioned by device when more than 1.")
+    ] = 1,
     fan_out_only: Annotated[
         bool,
         typer.Option(help="Only time Outbox.fan_out (lone moments and batches), no pipeline."),
@@ -590,7 +613,7 @@ def notify(
             half = batch_moments * batches
             provision(url, fridges, first + len(batched))
             # Every process is forked before any thread of this one starts.
-            components = Components(settings, in_process)
+            components = Components(settings, in_process, ingest_processes)
             background = Background(settings, fridges, rate)
             watcher = Watcher(url)
             try:
@@ -640,6 +663,7 @@ def notify(
         "background_published": background.published,
         "background_stored": stored,
         "components": "threads of one process" if in_process else "one process each",
+        "ingest_processes": 1 if in_process else ingest_processes,
         "ingest_batch_max_wait_ms": settings.ingest.batch_max_wait_ms,
         "watcher_poll_period_ms": watcher.poll_period_ms(),
         "cpu_count": os.cpu_count(),

@@ -236,3 +236,24 @@ def _end_session(broker: TestBroker, client_id: str) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
     client.connect(parts.hostname or "", parts.port or 1883)
     client.disconnect()
+
+
+def test_nothing_is_read_while_paused_and_everything_after(
+    mqtt_broker: TestBroker, protocol: str
+) -> None:
+    run = secrets.token_hex(3)
+    collector = Collector()
+    client = _subscriber(mqtt_broker, f"kzmc-{run}", collector, protocol == "5", run)
+    hold = threading.Event()
+    hold.set()
+    client.paused = hold.is_set
+    try:
+        _publish(mqtt_broker, [(f"kzmc/{run}/dev/telemetry", b"%d" % i, False) for i in range(50)])
+        time.sleep(1.0)
+        assert collector.received == []  # the broker's messages wait in the socket
+        hold.clear()
+        received = _wait_for(collector, 50)
+        assert [p for _, p, *_ in received] == [b"%d" % i for i in range(50)]
+    finally:
+        client.disconnect()
+        client.loop_stop()

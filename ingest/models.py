@@ -53,6 +53,7 @@ class Incoming:
     received_at: datetime
     retain: bool = False
     qos: int = 1
+    connection: int = 0  # which broker connection it came on (its packet id is only valid there)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.protocol import Channel, device_filter
 from ingest import metrics
+from ingest.ack_order import AckSequencer
 from ingest.config import IngestConfig
 from ingest.models import Incoming
 from ingest.mqtt_client import FastSubscriberClient
@@ -60,6 +61,7 @@ class BrokerSession:
         reading pauses while it is at the Receive Maximum or above."""
         self._url = urlsplit(url)
         self._backlog = backlog
+        self._acks = AckSequencer(lambda mids: self._client.ack_many(mids))
         self._prefix = prefix
         self._config = config
         self._sink = sink
@@ -136,6 +138,7 @@ class BrokerSession:
                 self._refused = "protocol"
             log.warning("ingest.broker_refused", reason=str(reason_code))
             return
+        self._acks.new_connection()  # before any message of this connection is handled
         filters = subscription_filters(self._prefix, self._config.shared_group)
         if self._protocol == mqtt.MQTTv5:
             # Retained messages are never fresh telemetry: do not replay them on subscribe,
@@ -191,11 +194,14 @@ class BrokerSession:
         except UnicodeDecodeError:
             name = repr(topic)  # an invalid topic still gets a dead-letter row
         metrics.RECEIVED.inc()
+        acks = self._acks
+        if qos:
+            acks.arrived(mid)
         if not self._owns(name):
             if qos:
-                self._client.ack_many((mid,))  # another partition's worker stores this device
+                acks.done(acks.connection, (mid,))  # another partition's worker stores it
             return
-        self._sink(Incoming(name, payload, mid, datetime.now(UTC), retain, qos))
+        self._sink(Incoming(name, payload, mid, datetime.now(UTC), retain, qos, acks.connection))
 
     def _owns(self, topic: str) -> bool:
         count = self._config.partition_count
@@ -207,8 +213,13 @@ class BrokerSession:
         return partition_of(parts[3], count) == self._config.partition_index
 
     def ack(self, messages: Iterable[Incoming]) -> None:
-        """Acknowledge messages whose effects are committed."""
-        self._client.ack_many(message.mid for message in messages if message.qos > 0)
+        """Acknowledge messages whose effects are committed (in arrival order: ack_order.py)."""
+        by_connection: dict[int, list[int]] = {}
+        for message in messages:
+            if message.qos > 0:
+                by_connection.setdefault(message.connection, []).append(message.mid)
+        for connection, mids in by_connection.items():
+            self._acks.done(connection, mids)
 
     def stop(self) -> None:
         """Disconnect (the persistent session keeps unacked messages for the next start)."""

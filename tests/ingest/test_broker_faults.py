@@ -158,19 +158,18 @@ def test_broker_kill_9_loses_only_what_gaps_report_and_doubles_nothing(
     assert len(missing) <= (outage_s + 1.0) * PUBLISH_RATE
 
 
+@pytest.mark.mqtt5  # the device-side test client speaks MQTT 5
 def test_half_open_broker_connection_is_detected_and_resumed(
-    database_url, mqtt_broker, topic_prefix, tmp_path: Path
+    database_url, mqtt_url, topic_prefix, tmp_path: Path
 ):
     """A blackholed broker connection (no FIN, no RST) is noticed by the MQTT keep-alive;
     ingest reconnects once the path heals and stores what was queued meanwhile, once."""
-    mqtt_url = mqtt_broker.url
-    protocol = "5" if mqtt_broker.supports_mqtt5 else "3.1.1"
     parts = urlsplit(mqtt_url)
     uid, device_id = next(iter(register_devices(database_url, "washing_machine", 1).items()))
     with tcp_proxy(parts.hostname or "127.0.0.1", parts.port or 1883) as proxy:
         proxied = f"mqtt://127.0.0.1:{proxy.port}"
         settings = make_test_settings(database_url, proxied, topic_prefix, tmp_path)
-        ingest = RunningIngest(settings, keepalive_s=5, mqtt_protocol=protocol)
+        ingest = RunningIngest(settings, keepalive_s=5)
         device = Device(mqtt_url, topic_prefix, uid)  # the device's own path stays healthy
         try:
             for seq in range(1, 11):

@@ -349,16 +349,7 @@ class Outbox:
             return self._operator_outgoing(row, uids)
         chat = self._open(person.get("chat_urls_enc"), repo.CHAT_URLS_CONTEXT)
         return Outgoing(
-            notification_id=row["id"],
-            idempotency_key=row["idempotency_key"],
-            channel=ChannelName(row["channel"]),
-            kind=row["kind"],
-            severity=row["severity"],
-            purpose=row["purpose"],
-            title=row["title"],
-            body=row["body"],
-            language=row["language"],
-            created_at=row["created_at"],
+            **_message_fields(row),
             customer_public_id=person.get("public_id", ""),
             device_uid=uids.get(row["device_id"]),
             email=self._open(person.get("email_enc"), repo.EMAIL_CONTEXT)
@@ -375,16 +366,7 @@ class Outbox:
         channel = ChannelName(row["channel"])
         secret = self.config.operator_webhook_secret
         return Outgoing(
-            notification_id=row["id"],
-            idempotency_key=row["idempotency_key"],
-            channel=channel,
-            kind=row["kind"],
-            severity=row["severity"],
-            purpose=row["purpose"],
-            title=row["title"],
-            body=row["body"],
-            language=row["language"],
-            created_at=row["created_at"],
+            **_message_fields(row),
             customer_public_id="",
             device_uid=uids.get(row["device_id"]),
             email=row["recipient"] if channel is ChannelName.EMAIL else None,
@@ -516,3 +498,19 @@ def _voice_name(model_id: str, language: str) -> str:
 
 
 __all__ = ["INTERRUPTING_CHANNELS", "Outbox", "Recipient"]
+
+
+def _message_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an outbox row that every recipient's Outgoing shares."""
+    return {
+        "notification_id": row["id"],
+        "idempotency_key": row["idempotency_key"],
+        "channel": ChannelName(row["channel"]),
+        "kind": row["kind"],
+        "severity": row["severity"],
+        "purpose": row["purpose"],
+        "title": row["title"],
+        "body": row["body"],
+        "language": row["language"],
+        "created_at": row["created_at"],
+    }

@@ -7,7 +7,6 @@ messages the broker hands us, which is what bounds memory when the database is s
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
@@ -26,6 +25,7 @@ from ingest.ack_order import AckSequencer
 from ingest.config import IngestConfig
 from ingest.models import Incoming
 from ingest.mqtt_client import FastSubscriberClient
+from ingest.routing import partition_of
 
 log = structlog.get_logger(__name__)
 
@@ -39,11 +39,6 @@ def subscription_filters(prefix: str, shared_group: str | None) -> list[str]:
     if shared_group:
         filters = [f"$share/{shared_group}/{f}" for f in filters]
     return filters
-
-
-def partition_of(device_uid: str, partition_count: int) -> int:
-    """The ingest partition that stores a device (stable across processes and restarts)."""
-    return zlib.crc32(device_uid.encode("utf-8", "surrogateescape")) % partition_count
 
 
 class BrokerSession:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from ingest.decode import decode
 from ingest.directory import DeviceDirectory
 from ingest.models import BatchResult, DeadLetter, DeadLetterReason, Incoming, Parsed
 from ingest.records import BatchStep
+from ingest.routing import lane_of
 from ingest.service import plan_batch, write_batch
 from store.config import StoreConfig
 from store.db import connect
@@ -101,7 +101,7 @@ class IngestWorker:
         uid = decoded.uid if isinstance(decoded, Parsed) else decoded.device_uid
         if uid is None:
             return lanes[0]
-        return lanes[zlib.crc32(uid.encode("utf-8", "surrogateescape")) % len(lanes)]
+        return lanes[lane_of(uid, len(lanes), self._config.partition_count)]
 
     @property
     def pending(self) -> int:
